@@ -1,0 +1,100 @@
+"""Analytic cost of a description: trainable parameters and multiply-adds.
+
+FLOPs in the paper are multiply-adds, and so are the ``macs`` here: one per weight of every
+convolution (squeeze-excite included) per output position, plus the classifier. BatchNorm,
+activations, pooling, biases and elementwise products are not counted; BatchNorm's affine
+parameters are counted as parameters (running statistics are buffers, not parameters).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .types import Block, Network
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int
+    macs: int
+    resolution: tuple[int, int]
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def mparams(self) -> float:
+        return self.params / 1e6
+
+
+def _down(size: tuple[int, int], stride: int) -> tuple[int, int]:
+    # Output size of a strided conv or pool with "same"-style padding: ceil(H / s).
+    return (-(-size[0] // stride), -(-size[1] // stride))
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.params = 0
+        self.macs = 0
+
+    def conv(self, cin: int, cout: int, k: int, out_hw: tuple[int, int], groups: int = 1, bias: bool = False, bn: bool = True) -> None:
+        w = cout * (cin // groups) * k * k
+        self.params += w + (cout if bias else 0) + (2 * cout if bn else 0)
+        self.macs += w * out_hw[0] * out_hw[1]
+
+    def se(self, channels: int, squeeze: int) -> None:
+        # two 1x1 convolutions with bias on the pooled (1x1) map
+        self.params += 2 * channels * squeeze + squeeze + channels
+        self.macs += 2 * channels * squeeze
+
+
+def _block(c: _Counter, b: Block, hw_in: tuple[int, int]) -> tuple[int, int]:
+    hw = _down(hw_in, b.stride)
+    mid = b.mid_channels
+    if b.op == "mbconv":
+        if b.has_expansion:
+            c.conv(b.in_channels, mid, 1, hw_in)
+        c.conv(mid, mid, b.kernel, hw, groups=mid)
+        if b.se_channels:
+            c.se(mid, b.se_channels)
+        c.conv(mid, b.out_channels, 1, hw)
+    elif b.op == "dsconv":
+        c.conv(b.in_channels, b.in_channels, b.kernel, hw, groups=b.in_channels)
+        if b.se_channels:
+            c.se(b.in_channels, b.se_channels)
+        c.conv(b.in_channels, b.out_channels, 1, hw)
+    elif b.op == "conv":
+        c.conv(b.in_channels, b.out_channels, b.kernel, hw)
+        if b.se_channels:
+            c.se(b.out_channels, b.se_channels)
+    else:  # bottleneck
+        c.conv(b.in_channels, mid, 1, hw_in)
+        c.conv(mid, mid, b.kernel, hw)
+        if b.se_channels:
+            c.se(mid, b.se_channels)
+        c.conv(mid, b.out_channels, 1, hw)
+        if b.has_projection_shortcut:
+            c.conv(b.in_channels, b.out_channels, 1, hw)
+    return hw
+
+
+def cost(desc: Network, resolution: int | tuple[int, int] | None = None, in_chans: int = 3) -> Cost:
+    """Parameters and multiply-adds of ``desc`` at ``resolution`` (default: its own)."""
+    if resolution is None:
+        resolution = desc.resolution
+    hw = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+    if len(hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in hw):
+        raise ValueError(f"resolution must be a positive integer or (height, width), got {resolution!r}")
+    c = _Counter()
+    size = _down(hw, desc.stem.stride)
+    c.conv(in_chans, desc.stem.out_channels, desc.stem.kernel, size)
+    if desc.stem.pool:
+        size = _down(size, 2)
+    for b in desc.blocks():
+        size = _block(c, b, size)
+    if desc.head_channels is not None:
+        c.conv(desc.stages[-1].out_channels, desc.head_channels, 1, size)
+    if desc.num_classes:
+        c.params += desc.num_features * desc.num_classes + desc.num_classes
+        c.macs += desc.num_features * desc.num_classes
+    return Cost(params=c.params, macs=c.macs, resolution=(hw[0], hw[1]))

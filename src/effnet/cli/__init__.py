@@ -1,0 +1,41 @@
+"""The ``effnet`` command: parses, calls the library, prints.
+
+Each subcommand lives in its own module here, exposing ``register(subparsers)``; the parser calls
+the function stored as ``func`` on the parsed namespace. Bad input raises ``ValueError`` (or
+``OSError``) in the library and is printed here as one line with a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+#: Subcommand modules, in the order ``effnet --help`` lists them.
+COMMANDS = ["info", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="effnet", description="EfficientNet: models, compound scaling, search, training, analysis, deployment.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"effnet.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("effnet: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as exc:
+        if os.environ.get("EFFNET_DEBUG"):
+            raise
+        msg = str(exc).strip() or exc.__class__.__name__
+        print(f"effnet {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return int(result or 0)

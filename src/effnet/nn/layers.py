@@ -1,0 +1,106 @@
+"""Small composable layers: padding-aware convolution, conv-norm-act, squeeze-excite, stochastic depth."""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import stochastic_depth
+
+PADDINGS = ("symmetric", "same")
+
+ACTIVATION_LAYERS = {
+    "silu": partial(nn.SiLU, inplace=True),
+    "relu": partial(nn.ReLU, inplace=True),
+    "relu6": partial(nn.ReLU6, inplace=True),
+}
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
+    """Total padding TensorFlow's 'SAME' adds along one axis of length ``size``."""
+    out = math.ceil(size / stride)
+    return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+
+
+class Conv2dSame(nn.Conv2d):
+    """Convolution with TensorFlow 'SAME' padding computed from each input's size.
+
+    Odd extra padding goes to the bottom/right, as in TensorFlow. Written by hand because
+    PyTorch's ``padding="same"`` is limited to stride 1.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["padding"] = 0
+        super().__init__(*args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        ph = same_padding(ih, kh, sh, self.dilation[0])
+        pw = same_padding(iw, kw, sw, self.dilation[1])
+        if ph or pw:
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def make_conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False,
+              padding: str = "symmetric") -> nn.Conv2d:
+    """A convolution with the named padding convention.
+
+    With stride 1 and an odd kernel both conventions pad ``kernel // 2`` on every side, so the
+    plain (faster) convolution serves both.
+    """
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    if padding == "same" and stride > 1:
+        return Conv2dSame(cin, cout, kernel, stride, groups=groups, bias=bias)
+    return nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=bias)
+
+
+class ConvNormAct(nn.Sequential):
+    """Convolution, BatchNorm and an optional activation (``act=None`` for a linear projection)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, *,
+                 act: str | None, padding: str, bn_eps: float, bn_momentum: float) -> None:
+        layers = [
+            ("conv", make_conv(cin, cout, kernel, stride, groups, padding=padding)),
+            ("bn", nn.BatchNorm2d(cout, eps=bn_eps, momentum=bn_momentum)),
+        ]
+        if act is not None:
+            layers.append(("act", ACTIVATION_LAYERS[act]()))
+        super().__init__(OrderedDict(layers))
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: global pool, 1x1 reduce, activation, 1x1 expand, sigmoid gate."""
+
+    def __init__(self, channels: int, squeeze: int, act: str) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(channels, squeeze, 1, bias=True)
+        self.act = ACTIVATION_LAYERS[act]()
+        self.expand = nn.Conv2d(squeeze, channels, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        s = self.expand(self.act(self.reduce(s)))
+        return x * s.sigmoid()
+
+
+class DropPath(nn.Module):
+    """Stochastic depth on the residual branch, per sample; identity in eval mode."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = float(rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        return stochastic_depth(x, self.rate, "row", training=True)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate:.4f}"
