@@ -40,6 +40,11 @@ class EfficientNet(nn.Module):
     feature maps listed in ``feature_info``.
     """
 
+    # TorchScript: ``features_only`` is fixed at build time, so ``forward`` compiles one return type;
+    # ``num_classes`` reads the (non-tensor) description and is left out of the compiled module.
+    __constants__ = ["features_only"]
+    __jit_unused_properties__ = ["num_classes"]
+
     def __init__(
         self,
         desc: Network,
