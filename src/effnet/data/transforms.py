@@ -1,0 +1,74 @@
+"""Train and eval transforms derived from a model's preprocessing metadata (torchvision v2)."""
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import InterpolationMode, v2
+
+from ..weights.meta import Preprocessing
+
+__all__ = ["AUGMENTATIONS", "make_transforms", "eval_resize_size"]
+
+#: Training-time augmentation policies ``make_transforms`` accepts.
+AUGMENTATIONS = ("autoaugment", "randaugment", "none")
+_INTERPOLATION = {
+    "bicubic": InterpolationMode.BICUBIC,
+    "bilinear": InterpolationMode.BILINEAR,
+    "nearest": InterpolationMode.NEAREST,
+}
+
+
+def eval_resize_size(img_size: int, crop_fraction: float) -> int:
+    """The shorter side an image is resized to before the centre crop of ``img_size``."""
+    return int(img_size / crop_fraction)
+
+
+def make_transforms(
+    preprocessing: Preprocessing | None,
+    img_size: int | None,
+    train: bool,
+    augment: str = "autoaugment",
+) -> v2.Compose:
+    """PIL RGB image -> normalised float tensor ``C x img_size x img_size``.
+
+    Train: ``RandomResizedCrop(img_size)`` + horizontal flip + the augmentation policy
+    (``"autoaugment"``: AutoAugment's ImageNet policy; ``"randaugment"``: RandAugment with 2 ops at
+    magnitude 9; ``"none"``) + normalisation. Eval: resize the shorter side to
+    ``int(img_size / crop_fraction)``, centre-crop ``img_size``, normalise. Interpolation, crop
+    fraction, mean and std come from ``preprocessing`` (ImageNet defaults, bicubic, 0.875 when
+    ``None``); ``img_size`` defaults to ``preprocessing.resolution``. A one-element mean/std makes
+    single-channel (grayscale) tensors for ``in_chans=1`` models.
+    """
+    pre = preprocessing if preprocessing is not None else Preprocessing()
+    size = pre.resolution if img_size is None else img_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
+    channels = len(pre.mean)
+    if channels not in (1, 3):
+        raise ValueError(f"preprocessing mean/std must have 1 or 3 channels, got {channels}")
+    interpolation = _INTERPOLATION[pre.interpolation]
+
+    if train:
+        steps: list = [
+            v2.RandomResizedCrop(size, interpolation=interpolation, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
+        if augment == "autoaugment":
+            steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET, interpolation=interpolation))
+        elif augment == "randaugment":
+            steps.append(v2.RandAugment(num_ops=2, magnitude=9, interpolation=interpolation))
+    else:
+        steps = [
+            v2.Resize(eval_resize_size(size, pre.crop_fraction), interpolation=interpolation, antialias=True),
+            v2.CenterCrop(size),
+        ]
+    if channels == 1:
+        steps.append(v2.Grayscale(num_output_channels=1))
+    steps += [
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(pre.mean), std=list(pre.std)),
+        v2.ToPureTensor(),
+    ]
+    return v2.Compose(steps)
