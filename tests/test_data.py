@@ -155,7 +155,8 @@ def test_unreadable_file_raises_one_line_error_naming_it(tmp_path, kind):
         load_image(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message
-    assert check_image(path) == message
+    reason = check_image(path)  # verify() may word the problem differently from a full decode
+    assert reason is not None and reason.startswith(f"cannot read image {path}: ") and "\n" not in reason
 
 
 def test_missing_image_file_raises_value_error_naming_it(tmp_path):
