@@ -12,7 +12,7 @@ import os
 import sys
 
 #: Subcommand modules, in the order ``effnet --help`` lists them.
-COMMANDS = ["info", "demo"]
+COMMANDS = ["info", "demo", "train", "eval", "finetune"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         if os.environ.get("EFFNET_DEBUG"):
             raise
-        msg = str(exc).strip() or exc.__class__.__name__
-        print(f"effnet {args.command}: error: {msg}", file=sys.stderr)
+        print(f"effnet {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def error_message(exc: BaseException) -> str:
+    """The user-facing text of an error.
+
+    An error raised inside a DataLoader worker comes back with the worker's traceback in its
+    text; only its last line (the original message, without the exception's class path) is kept.
+    """
+    msg = str(exc).strip() or exc.__class__.__name__
+    if "Original Traceback" in msg:
+        last = [line for line in msg.splitlines() if line.strip()][-1].strip()
+        head, sep, tail = last.partition(": ")
+        msg = tail if sep and "." in head and " " not in head else last
+    return msg
