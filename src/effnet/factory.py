@@ -10,10 +10,15 @@ from .weights.meta import Preprocessing
 
 
 def resolve_description(model: str | Path | Network) -> Network:
-    """A registered name (``efficientnet_b3``), a description JSON file, or a description."""
+    """A registered name (``efficientnet_b3``), a description JSON file, an effnet checkpoint, or a description."""
     if isinstance(model, Network):
         return model
     text = str(model)
+    if text.endswith(".safetensors") or (not text.endswith(".json") and Path(text).is_file()):
+        from .weights.io import is_safetensors, read_description
+
+        if text.endswith(".safetensors") or is_safetensors(text):
+            return read_description(text)  # the description stored in the checkpoint's metadata
     if text.endswith(".json") or Path(text).is_file():
         return Network.load(text)
     return get_network(text)
@@ -57,6 +62,7 @@ def create_model(
         preprocessing = loaded.preprocessing
         padding = padding or loaded.padding
         bn_eps = loaded.bn_eps if bn_eps is None else bn_eps
+        bn_momentum = loaded.bn_momentum if bn_momentum is None else bn_momentum
 
     model = build(
         desc,
@@ -72,7 +78,7 @@ def create_model(
     if state is not None:
         from .weights import load_state
 
-        load_state(model, state)  # adapts a 3-channel stem to in_chans; skips the head when features_only
+        load_state(model, state, source=loaded.source)  # adapts a 3-channel stem to in_chans; skips the head when features_only
         if num_classes is not None and num_classes != desc.num_classes and not features_only:
             model.reset_classifier(num_classes)
             preprocessing = Preprocessing(**{**preprocessing.to_dict(), "class_names": ()})
