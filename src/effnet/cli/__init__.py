@@ -12,7 +12,7 @@ import os
 import sys
 
 #: Subcommand modules, in the order ``effnet --help`` lists them.
-COMMANDS = ["info", "demo", "train", "eval", "finetune"]
+COMMANDS = ["info", "demo", "train", "eval", "finetune", "search", "scale", "study"]
 
 
 def build_parser() -> argparse.ArgumentParser:

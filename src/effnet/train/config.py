@@ -1,0 +1,283 @@
+"""The training recipe as one typed, immutable config with per-variant defaults.
+
+Defaults follow the paper (Tan & Le 2019, section 5.2): RMSProp (decay 0.9, momentum 0.9,
+TensorFlow semantics), learning rate 0.016 per 256 images with a linear warm-up and x0.97 every
+2.4 epochs, weight decay 1e-5, label smoothing 0.1, stochastic depth 0.2, dropout per variant,
+EMA of weights with decay 0.9999, BatchNorm momentum 0.01 (TensorFlow 0.99). Any value can be
+overridden by keyword, by ``key=value`` strings (the command line's ``--set``) or by a YAML/JSON file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ..fsutil import atomic_write_text
+
+OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
+SCHEDULES = ("step", "cosine")
+AMP_MODES = ("none", "bf16", "fp16", "auto")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Saved as ``config.yaml``/``config.json`` in the run dir."""
+
+    # --- model and data -----------------------------------------------------------------
+    model: str = "efficientnet_b0"  # registered name or description JSON path
+    data: str = "elpv"  # "elpv", "synthetic", an image folder or a CSV list
+    task: str = "default"
+    pretrained: str | None = None  # "true" (offline weights) or a checkpoint path
+    in_chans: int = 3
+    freeze_stages: int = 0  # fine-tuning: freeze the stem and the first N stages
+    img_size: int | None = None  # None: the variant's resolution
+    augment: str = "autoaugment"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    skip_bad_images: bool = False
+    limit_per_class: int | None = None  # also the per-class size of data="synthetic" (default 8)
+    # --- schedule -----------------------------------------------------------------------
+    epochs: int = 350
+    max_steps: int | None = None  # stop early after this many optimizer steps
+    batch_size: int = 64  # global batch (split across processes in distributed runs)
+    eval_batch_size: int = 64
+    optimizer: str = "rmsprop_tf"
+    lr: float | None = None  # None: lr_per_256 * batch_size / 256
+    lr_per_256: float = 0.016
+    schedule: str = "step"
+    warmup_epochs: float = 5.0
+    decay_epochs: float = 2.4
+    decay_rate: float = 0.97
+    min_lr_ratio: float = 0.0  # cosine floor, as a fraction of the peak
+    momentum: float = 0.9
+    rmsprop_decay: float = 0.9
+    rmsprop_eps: float = 1e-3
+    weight_decay: float = 1e-5  # not applied to BatchNorm parameters or biases
+    grad_clip: float | None = None  # max global gradient norm
+    # --- regularisation -----------------------------------------------------------------
+    label_smoothing: float = 0.1
+    dropout: float | None = None  # None: the variant's dropout
+    drop_path_rate: float = 0.2
+    bn_eps: float | None = None  # None: 1e-3 (paper), or the pretrained checkpoint's
+    bn_momentum: float = 0.01
+    padding: str | None = None  # None: "symmetric", or the pretrained checkpoint's convention
+    ema: bool = True
+    ema_decay: float = 0.9999
+    # --- performance --------------------------------------------------------------------
+    device: str = "auto"
+    amp: str = "none"  # "bf16", "fp16" (CUDA), "auto" (bf16 where supported, else fp16 on CUDA)
+    channels_last: bool = False
+    grad_checkpointing: bool = False  # recompute each stage in backward
+    sync_bn: bool = False  # distributed: BatchNorm statistics over the global batch
+    workers: int = 0
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    # --- reproducibility and files ------------------------------------------------------
+    seed: int = 0
+    deterministic: bool = False
+    out: str | None = None  # run dir; None: runs/<model>-<data>-<time>
+    checkpoint_every_steps: int = 0  # 0: at the end of every epoch only
+    keep_checkpoints: int = 2
+    log_every_steps: int = 10
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, _field_types()[f.name], getattr(self, f.name)))
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("amp", self.amp, AMP_MODES)
+        _choice("device", self.device, DEVICES)
+        for name in ("epochs", "batch_size", "eval_batch_size", "in_chans", "keep_checkpoints",
+                     "log_every_steps"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("freeze_stages", "workers", "checkpoint_every_steps", "seed"):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("max_steps", "img_size", "limit_per_class", "threads"):
+            if getattr(self, name) is not None:
+                _at_least(name, getattr(self, name), 1)
+        for name in ("lr_per_256", "decay_epochs", "rmsprop_eps"):
+            _positive(name, getattr(self, name))
+        for name in ("lr", "bn_eps"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if self.grad_clip is not None:
+            _positive("grad_clip", self.grad_clip)
+        for name in ("warmup_epochs", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("decay_rate", "min_lr_ratio", "momentum", "rmsprop_decay", "label_smoothing",
+                     "drop_path_rate", "bn_momentum", "ema_decay", "val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if self.drop_path_rate >= 1.0:
+            raise ValueError(f"drop_path_rate must be < 1, got {self.drop_path_rate!r}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must be < 1")
+        if self.padding is not None:
+            _choice("padding", self.padding, ("symmetric", "same"))
+
+    # ----- construction -----------------------------------------------------------------
+    @classmethod
+    def for_model(cls, model: Any = "efficientnet_b0", **overrides: Any) -> "TrainConfig":
+        """The recipe for a variant: its resolution and dropout, the paper's settings for the rest.
+
+        ``model`` is a registered name, a description JSON path or a :class:`effnet.arch.Network`
+        (then ``model`` in the config is its name; pass ``model=PATH`` to record a file).
+        """
+        from ..arch import Network
+        from ..factory import resolve_description
+
+        desc = resolve_description(model)
+        unknown = sorted(set(overrides) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(_unknown_message(unknown))
+        base = {"model": desc.name if isinstance(model, Network) else str(model),
+                "img_size": desc.resolution, "dropout": desc.dropout}
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def override(self, items: Iterable[str] | dict[str, Any]) -> "TrainConfig":
+        """A copy with ``key=value`` strings (or a mapping) applied; values are parsed by field type."""
+        if isinstance(items, dict):
+            changes = dict(items)
+        else:
+            changes = {}
+            for item in items:
+                if not isinstance(item, str) or "=" not in item:
+                    raise ValueError(f"expected key=value, got {item!r}")
+                key, value = item.split("=", 1)
+                changes[key.strip().replace("-", "_")] = value.strip()
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise ValueError(_unknown_message(unknown))
+        return replace(self, **changes)
+
+    @classmethod
+    def from_file(cls, path: str | Path, base: "TrainConfig | None" = None) -> "TrainConfig":
+        """Read a YAML or JSON mapping of config keys (applied over ``base`` or the defaults)."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read config {p}: {exc}") from None
+        try:
+            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"config {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError(f"config {p} must be a mapping of key: value")
+        try:
+            return (base or cls()).override(data)
+        except ValueError as exc:
+            raise ValueError(f"config {p}: {exc}") from None
+
+    # ----- output -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, run_dir: str | Path) -> None:
+        """Write ``config.yaml`` and ``config.json`` into ``run_dir`` (atomically)."""
+        run_dir = Path(run_dir)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write_text(run_dir / "config.json", json.dumps(self.to_dict(), indent=2) + "\n")
+
+    # ----- derived values ---------------------------------------------------------------
+    def peak_lr(self) -> float:
+        """The learning rate after warm-up: ``lr``, or 0.016 per 256 images of the global batch."""
+        return self.lr if self.lr is not None else self.lr_per_256 * self.batch_size / 256.0
+
+
+# ----- parsing helpers ---------------------------------------------------------------------
+
+_TYPES: dict[str, Any] = {}
+
+
+def _field_types() -> dict[str, Any]:
+    if not _TYPES:
+        _TYPES.update(typing.get_type_hints(TrainConfig))
+    return _TYPES
+
+
+def _unknown_message(keys: list[str]) -> str:
+    return f"unknown config key(s): {', '.join(keys)} (see `effnet train --help` for the keys)"
+
+
+def _coerce(name: str, tp: Any, value: Any) -> Any:
+    """Parse ``value`` (a string from the command line, or a YAML/JSON value) to the field's type."""
+    args = typing.get_args(tp)
+    optional = (typing.get_origin(tp) in (typing.Union, types.UnionType)) and type(None) in args
+    if optional:
+        tp = next(a for a in args if a is not type(None))
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+            return None
+    if value is None:
+        raise ValueError(f"{name} cannot be empty")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        return number
+    if tp is str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float, str)):
+            return str(value)
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    raise TypeError(f"unsupported config field type {tp!r}")  # pragma: no cover - a coding error
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+
+
+def _at_least(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
