@@ -335,6 +335,11 @@ def test_truncated_corrupt_and_missing_files_are_rejected_naming_the_file(tmp_pa
     with pytest.raises(ValueError) as exc:
         effnet.create_model(tmp_path / "truncated.safetensors", pretrained=tmp_path / "truncated.safetensors")
     _assert_names_file(exc, tmp_path / "truncated.safetensors")
+    other = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "layer1.0.conv1.weight": torch.zeros(64, 64, 3, 3)}, other)
+    with pytest.raises(ValueError, match="unrecognised state dict layout") as exc:
+        effnet.create_model("efficientnet_b0", pretrained=other)
+    _assert_names_file(exc, other)
     with pytest.raises(ValueError, match="does not exist") as exc:
         effnet.create_model("efficientnet_b0", pretrained=tmp_path / "missing.pth")
     _assert_names_file(exc, tmp_path / "missing.pth")
@@ -403,3 +408,16 @@ def test_features_only_loading_skips_the_head(torchvision_b0_file, torchvision_b
         expected = full.stages[:5](full.stem(x))
     assert [f.channels for f in backbone.feature_info] == [24, 112]
     assert torch.equal(levels[1], expected)
+
+
+def test_effnet_checkpoint_brings_its_head_and_rejects_another_architecture(tmp_path):
+    model = effnet.create_model("efficientnet_b0", num_classes=6).eval()
+    model.preprocessing = Preprocessing(resolution=224, class_names=tuple("uvwxyz"))
+    path = save_model(model, tmp_path / "six.safetensors")
+    same = effnet.create_model("efficientnet_b0", pretrained=path)
+    assert same.classifier.out_features == 6 and same.preprocessing.class_names == tuple("uvwxyz")
+    with pytest.raises(ValueError) as info:
+        effnet.create_model("efficientnet_b1", pretrained=path)
+    msg = str(info.value)
+    assert msg.startswith("checkpoint six.safetensors does not fit efficientnet_b1: ")
+    assert len(msg.splitlines()) <= 4

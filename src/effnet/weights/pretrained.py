@@ -99,7 +99,10 @@ def _from_effnet_file(desc: Network, ckpt: Checkpoint) -> Loaded:
 
 def _from_foreign(desc: Network, ckpt: Checkpoint, source: str, prep: Preprocessing | None = None,
                   numerics: Numerics | None = None) -> Loaded:
-    fmt = detect_format(ckpt.state)
+    try:
+        fmt = detect_format(ckpt.state)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
     state = convert_state_dict(ckpt.state, fmt, desc)
     numerics = numerics or source_numerics(fmt, ckpt.state, ckpt.info.get("hint"))
     num_classes = _num_classes(state, desc.num_classes)
