@@ -82,7 +82,12 @@ def cost(desc: Network, resolution: int | tuple[int, int] | None = None, in_chan
     """Parameters and multiply-adds of ``desc`` at ``resolution`` (default: its own)."""
     if resolution is None:
         resolution = desc.resolution
-    hw = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+    if isinstance(resolution, int):
+        hw = (resolution, resolution)
+    elif isinstance(resolution, (tuple, list)):
+        hw = tuple(resolution)
+    else:
+        hw = ()
     if len(hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in hw):
         raise ValueError(f"resolution must be a positive integer or (height, width), got {resolution!r}")
     c = _Counter()

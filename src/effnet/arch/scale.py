@@ -37,7 +37,10 @@ def compound_multipliers(phi: float, alpha: float = ALPHA, beta: float = BETA, g
     for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         if _finite(name, v) < 1.0:
             raise ValueError(f"{name} must be >= 1 for compound scaling, got {v!r}")
-    return Multipliers(alpha**phi, beta**phi, gamma**phi)
+    try:
+        return Multipliers(alpha**phi, beta**phi, gamma**phi)
+    except OverflowError:
+        raise ValueError(f"phi {phi:g} overflows the multipliers alpha^phi, beta^phi, gamma^phi") from None
 
 
 def scale(
@@ -78,6 +81,11 @@ def scale(
             vals.append(v)
         m = Multipliers(*vals)
         label = f"{desc.name}-d{m.depth:g}-w{m.width:g}-r{m.resolution:g}"
+
+    limit = 1e6  # beyond this a multiplier describes no buildable network, and int() of c*w may overflow
+    for n, v in (("depth", m.depth), ("width", m.width), ("resolution", m.resolution)):
+        if v > limit:
+            raise ValueError(f"{n} multiplier {v:.3g} is too large (limit {limit:g})")
 
     if image_size is not None:
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
