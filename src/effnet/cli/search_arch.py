@@ -1,0 +1,117 @@
+"""``effnet search arch``: search a baseline architecture under a FLOPs (multiply-add) target."""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def parse_macs(text: str) -> int:
+    """``400000000``, ``4e8``, ``400M`` or ``0.4G`` multiply-adds; ValueError unless positive."""
+    m = re.fullmatch(r"\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmg]?)\s*", str(text), flags=re.IGNORECASE)
+    if not m:
+        raise ValueError(f"--target-macs must be a number of multiply-adds such as 400M or 4e8, got {text!r}")
+    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if not value >= 1:
+        raise ValueError(f"--target-macs must be positive, got {text!r}")
+    return int(round(value))
+
+
+def register(subparsers) -> None:
+    from ..search.arch_space import BASES  # pure Python: building the parser stays cheap
+
+    p = subparsers.add_parser(
+        "arch",
+        help="search a baseline network under a FLOPs target (MnasNet-style)",
+        description="Search the factorised MnasNet space around a base network for the architecture with the "
+                    "highest reward ACC * (MACs / T) ** w, training every candidate briefly. Trials live in an "
+                    "Optuna study (SQLite file in --out by default, or --storage URL), so an interrupted search "
+                    "resumes where it stopped and several workers can share one study. FLOPs are multiply-adds "
+                    "at --img-size.",
+    )
+    p.add_argument("--data", required=True, help="'elpv', 'synthetic', an image folder or a CSV list")
+    p.add_argument("--target-macs", required=True, metavar="N",
+                   help="target T in multiply-adds at --img-size (e.g. 30M)")
+    # base and strategy are checked by the library, so a bad value is one line, not a usage dump
+    p.add_argument("--base", default="efficientnet_b0", help=f"network the space is laid over: {', '.join(BASES)}")
+    p.add_argument("--strategy", default="rl",
+                   help="rl (default): policy-gradient controller; tpe: Optuna TPE on the reward; nsga2: Pareto search "
+                        "on (accuracy, MACs); random: uniform sampling")
+    p.add_argument("--trials", type=int, default=20, metavar="N", help="finished trials the study should hold")
+    p.add_argument("--budget-epochs", type=int, default=1, metavar="N", help="training epochs per candidate")
+    p.add_argument("--img-size", type=int, default=64, metavar="PX")
+    p.add_argument("--w", type=float, default=-0.07, help="reward exponent on MACs / T (default -0.07)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="database URL or SQLite file (default: study.db in --out)")
+    p.add_argument("--study", default=None, metavar="NAME", help="study name (default arch-<base>-<strategy>)")
+    p.add_argument("--out", default="runs/arch-search", metavar="DIR",
+                   help="folder for best.json, trials.csv/.md, accuracy_vs_macs.png and the default study.db")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", default="default", help="labelling of the elpv data ('default' or 'binary')")
+    p.add_argument("--limit-per-class", type=int, default=None, metavar="N", help="use at most N images per class")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--recipe", default="short",
+                   help="training recipe per candidate: 'short' (default; AdamW, cosine, BatchNorm momentum 0.1, "
+                        "zero-initialised classifier: learns in a few epochs) or 'paper' (quick_train's paper recipe)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop each candidate's training after N steps")
+    p.add_argument("--no-base", action="store_true", help="do not evaluate the base network as the first trial")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..data import load_splits
+    from ..search.arch_search import (ArchSearchSettings, TrainEvaluator, best_trial, count_finished,
+                                      run_arch_search, write_outputs)
+    from ..search.storage import normalise_url, redact
+
+    target_macs = parse_macs(args.target_macs)
+    for name in ("trials", "budget_epochs", "img_size", "batch_size"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    for name in ("limit_per_class", "max_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    out = Path(args.out)
+    url = normalise_url(args.storage, out)
+    if args.storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    splits = load_splits(args.data, img_size=args.img_size, task=args.task, augment="none", seed=args.seed,
+                         limit_per_class=args.limit_per_class)
+    data = args.data if args.data in ("elpv", "synthetic") else str(Path(args.data).resolve())
+    data += f" (task {args.task}" + (f", {args.limit_per_class} per class" if args.limit_per_class else "") + ")"
+    settings = ArchSearchSettings(
+        target_macs=target_macs, base=args.base, strategy=args.strategy, w=args.w, img_size=args.img_size,
+        num_classes=splits.num_classes, data=data, budget_epochs=args.budget_epochs, include_base=not args.no_base,
+        recipe=args.recipe,
+    )
+    evaluate = TrainEvaluator(splits, img_size=args.img_size, epochs=args.budget_epochs, batch_size=args.batch_size,
+                              recipe=args.recipe, seed=args.seed, max_steps=args.max_steps)
+
+    def report(trial) -> None:
+        a = trial.user_attrs
+        if "reward" in a:
+            print(f"trial {trial.number}: accuracy {a['accuracy']:.4f}  MACs {a['macs'] / 1e6:.1f}M  "
+                  f"reward {a['reward']:.4f}  {a.get('train_time_s', 0):.0f} s  {a.get('code', '')}", flush=True)
+        else:
+            print(f"trial {trial.number}: {trial.state.name.lower()} {a.get('error') or ''}".rstrip(), flush=True)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"search: {settings.strategy} over {settings.base} at {settings.img_size} px, target {settings.target_macs / 1e6:g}M "
+          f"MACs (multiply-adds), w={settings.w}, {args.trials} trials, storage {redact(url)}", flush=True)
+    study = run_arch_search(settings, evaluate, n_trials=args.trials, storage=url, study_name=args.study,
+                            seed=args.seed, on_trial=report)
+    paths = write_outputs(study, out, settings)
+    best = best_trial(study)
+    a = best.user_attrs
+    print(f"study {study.study_name}: {count_finished(study)} finished trials; best trial {best.number}: accuracy "
+          f"{a['accuracy']:.4f}, {a['macs'] / 1e6:.1f}M MACs, {a['params'] / 1e6:.2f}M params, reward {a['reward']:.4f}")
+    for key in ("best", "markdown", "csv", "plot"):
+        print(f"  {paths[key]}")
+    return 0

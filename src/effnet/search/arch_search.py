@@ -1,0 +1,553 @@
+"""Architecture search for a baseline under a FLOPs target, as an Optuna study.
+
+Every trial is one description from an :class:`~effnet.search.arch_space.ArchSpace`, trained (or
+scored) by an *evaluator*, and rewarded by ``ACC(m) * (FLOPs(m) / T) ** w`` with FLOPs counted as
+multiply-adds by the analytic :func:`effnet.arch.cost` at the search resolution. Trials keep their
+description JSON, choice vector, MACs, parameters, accuracy and reward as user attributes, so any
+storage Optuna supports (in memory, SQLite, PostgreSQL) holds the whole search.
+
+Strategies (fixed per study):
+
+``rl``     :class:`ControllerSampler`: a policy-gradient controller
+           (:class:`~effnet.search.controller.Controller`) whose state lives in the study.
+``tpe``    Optuna's multivariate TPE on the reward.
+``nsga2``  Optuna's NSGA-II on the two objectives (maximise accuracy, minimise MACs); its
+           non-dominated trials are the Pareto front.
+``random`` uniform sampling, the reference the others must beat.
+
+Resuming and sharing: ``n_trials`` is the number of finished trials the *study* should hold, so
+rerunning an interrupted search runs only the missing ones, and several processes pointed at the
+same storage and study work through the total together (each may finish one trial past it).
+A trial interrupted by Ctrl-C is marked failed and does not count.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import optuna
+import torch
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from ..arch import Network, cost
+from ..fsutil import atomic_path, atomic_write_text
+from .arch_space import BASES, ArchSpace, reward
+from .controller import Controller, ControllerConfig
+from .keyed_study import KIND_ATTR, SETTINGS_ATTR
+from .storage import normalise_url
+from .tables import Column, fixed, millions, plain, to_csv, to_markdown
+from .storage import open_storage as open_database
+
+STRATEGIES = ("rl", "tpe", "nsga2", "random")
+KIND = "arch-search"
+CONTROLLER_ATTR = "effnet.arch_search.controller"
+#: An evaluator scores one description; it returns at least ``{"accuracy": float in [0, 1]}``.
+Evaluator = Callable[[Network], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class ArchSearchSettings:
+    """What defines a search; a study records them and refuses to continue under other ones."""
+
+    target_macs: int
+    base: str = "efficientnet_b0"
+    strategy: str = "rl"
+    w: float = -0.07
+    img_size: int = 64
+    num_classes: int = 2
+    data: str = ""
+    budget_epochs: int = 1
+    recipe: str = "paper"
+    include_base: bool = True
+    population_size: int = 16  # NSGA-II generation size
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+    def __post_init__(self) -> None:
+        t = self.target_macs
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise ValueError(f"target MACs must be a positive number, got {t!r}")
+        object.__setattr__(self, "target_macs", int(t))
+        if self.base not in BASES:
+            raise ValueError(f"search base must be one of {', '.join(BASES)}, got {self.base!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if not (isinstance(self.w, (int, float)) and math.isfinite(self.w) and self.w <= 0):
+            raise ValueError(f"reward exponent w must be a finite number <= 0, got {self.w!r}")
+        for name in ("img_size", "num_classes", "population_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name != "img_size" else 8):
+                raise ValueError(f"{name} must be an integer >= {2 if name != 'img_size' else 8}, got {v!r}")
+        if isinstance(self.budget_epochs, bool) or not isinstance(self.budget_epochs, int) or self.budget_epochs < 1:
+            raise ValueError(f"budget epochs must be a positive integer, got {self.budget_epochs!r}")
+        if self.recipe not in PROXY_RECIPES:
+            raise ValueError(f"unknown training recipe {self.recipe!r}; choose one of {', '.join(PROXY_RECIPES)}")
+        if isinstance(self.controller, dict):
+            object.__setattr__(self, "controller", ControllerConfig(**self.controller))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ArchSearchSettings":
+        return cls(**dict(data))
+
+    def space(self) -> ArchSpace:
+        return ArchSpace(self.base, resolution=self.img_size, num_classes=self.num_classes,
+                         name=f"{self.base}_search")
+
+    @property
+    def directions(self) -> list[str]:
+        return ["maximize", "minimize"] if self.strategy == "nsga2" else ["maximize"]
+
+
+# ----- the RL controller as an Optuna sampler --------------------------------------------
+
+def finished_records(study: optuna.Study, space: ArchSpace) -> list[tuple[int, tuple[int, ...], float, float | None]]:
+    """``(number, choices, reward, behaviour log-prob)`` of every complete trial with a reward."""
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if "reward" not in t.user_attrs:
+            continue
+        try:
+            choices = space.from_values(t.params)
+        except ValueError:
+            continue  # a trial from outside the space (e.g. added by hand) teaches the policy nothing
+        out.append((t.number, choices, float(t.user_attrs["reward"]), t.user_attrs.get("policy_log_prob")))
+    return out
+
+
+def load_controller(study: optuna.Study, space: ArchSpace, config: ControllerConfig) -> Controller:
+    """The controller stored in ``study``, or a fresh (uniform) one."""
+    state = study.user_attrs.get(CONTROLLER_ATTR)
+    if state is None:
+        return Controller(space.sizes, config)
+    ctrl = Controller.from_state_dict(json.loads(state))
+    if ctrl.sizes != space.sizes:
+        raise ValueError("the study's controller was made for another search space")
+    return ctrl
+
+
+def study_controller(study: optuna.Study, space: ArchSpace, config: ControllerConfig | None = None,
+                     *, save: bool = True) -> Controller:
+    """The study's controller after learning from every complete trial it has not yet seen.
+
+    With ``save`` the result is stored back (last writer wins; see :class:`ControllerSampler`).
+    """
+    ctrl = load_controller(study, space, config or ControllerConfig())
+    if ctrl.learn(finished_records(study, space)) or CONTROLLER_ATTR not in study.user_attrs:
+        if save:
+            study.set_user_attr(CONTROLLER_ATTR, json.dumps(ctrl.state_dict()))
+    return ctrl
+
+
+class ControllerSampler(optuna.samplers.BaseSampler):
+    """Samples whole architectures from the policy-gradient controller kept in the study.
+
+    Before each trial it loads the controller from the study's user attributes, learns from the
+    complete trials it has not yet consumed, stores the result back and samples the trial's
+    architecture. Concurrency: the stored state is last-writer-wins. Because the set of consumed
+    trials is part of that state, a worker whose write is overwritten loses no data: the trials it
+    learnt from are not in the surviving state and the next reader learns from them; every
+    complete trial enters the surviving lineage exactly once. Samples can be stale by the trials
+    in flight on other workers; the clipped importance ratio in :meth:`Controller.update` accounts
+    for that.
+    """
+
+    def __init__(self, space: ArchSpace, config: ControllerConfig | None = None, seed: int = 0) -> None:
+        self.space = space
+        self.config = config or ControllerConfig()
+        self.seed = int(seed)
+        self._fallback = optuna.samplers.RandomSampler(seed=seed)
+        self._sampled: dict[int, tuple[tuple[int, ...], float]] = {}
+        self.controller: Controller | None = None
+
+    def infer_relative_search_space(self, study, trial) -> dict[str, CategoricalDistribution]:
+        return {d.name: CategoricalDistribution(d.choices) for d in self.space.decisions}
+
+    def sample_relative(self, study, trial: FrozenTrial, search_space) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        ctrl = study_controller(study, self.space, self.config)
+        self.controller = ctrl
+        gen = torch.Generator().manual_seed(random.Random(f"{self.seed}:{trial.number}").getrandbits(63))
+        choices, log_prob = ctrl.sample(gen)
+        self._sampled[trial.number] = (choices, log_prob)
+        return self.space.values(choices)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def behaviour_log_prob(self, number: int, choices: Sequence[int]) -> float | None:
+        """log pi(choices) of the policy that sampled trial ``number``, if it sampled these choices."""
+        sampled = self._sampled.pop(number, None)
+        if sampled is None or sampled[0] != tuple(choices):
+            return None  # an enqueued or retried trial: learnt from as if on-policy
+        return sampled[1]
+
+
+def make_sampler(settings: ArchSearchSettings, seed: int = 0) -> optuna.samplers.BaseSampler:
+    if settings.strategy == "rl":
+        return ControllerSampler(settings.space(), settings.controller, seed)
+    if settings.strategy == "tpe":
+        # constant_liar keeps concurrent workers from proposing the same point
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if settings.strategy == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings.population_size)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+# ----- studies ---------------------------------------------------------------------------
+
+def open_storage(storage: str | Path | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
+    """In-memory storage for ``None``; otherwise a database URL or SQLite file path, opened with
+    heartbeats and retry of abandoned trials (:func:`effnet.search.storage.open_storage`)."""
+    if storage is None:
+        return optuna.storages.InMemoryStorage()
+    if isinstance(storage, optuna.storages.BaseStorage):
+        return storage
+    return open_database(normalise_url(storage, "."))
+
+
+def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | None = None,
+               seed: int = 0) -> optuna.Study:
+    """Create the study, or load it and check it was made with the same settings."""
+    from optuna.exceptions import DuplicatedStudyError
+    from optuna.study import StudyDirection
+
+    storage = open_storage(storage)
+    name = study_name or f"arch-{settings.base}-{settings.strategy}"
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"study name must be a non-empty string, got {name!r}")
+    wanted = json.loads(json.dumps(settings.to_dict()))
+    directions = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in settings.directions]
+    try:
+        study_id = storage.create_new_study(directions, name)
+        created = True
+    except DuplicatedStudyError:
+        study_id = storage.get_study_id_from_name(name)
+        created = False
+    if created:
+        storage.set_study_user_attr(study_id, KIND_ATTR, KIND)
+        storage.set_study_user_attr(study_id, SETTINGS_ATTR, wanted)
+    else:
+        attrs = storage.get_study_user_attrs(study_id)
+        if attrs.get(KIND_ATTR) != KIND:
+            what = f"a {attrs[KIND_ATTR]} study" if attrs.get(KIND_ATTR) else "a study not made by effnet search arch"
+            raise ValueError(f"study {name!r} holds {what}; use another --study name")
+        _check_same(name, attrs.get(SETTINGS_ATTR) or {}, wanted)
+    # the seed moves with the study's length so a resumed run does not repeat the first proposals
+    n_before = len(storage.get_all_trials(study_id, deepcopy=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = make_sampler(settings, seed + n_before)
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    if created and settings.include_base:
+        space = settings.space()
+        study.enqueue_trial(space.values(space.base_choices()), user_attrs={"is_base": True})
+    return study
+
+
+def _check_same(name: str, recorded: dict, wanted: dict) -> None:
+    diffs = [f"{k}={recorded.get(k)!r} (asked {wanted[k]!r})" for k in wanted if recorded.get(k) != wanted[k]]
+    if diffs:
+        raise ValueError(f"study {name!r} was made with other settings: {'; '.join(diffs)}; "
+                         "rerun with the same settings or use another --study name")
+
+
+def count_finished(study: optuna.Study) -> int:
+    """Complete trials plus trials the evaluator failed.
+
+    Interrupted trials (Ctrl-C) and abandoned ones (a killed worker, failed by the storage once
+    its heartbeat goes stale and queued again) do not count."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        if t.state == TrialState.COMPLETE or t.user_attrs.get("error"):
+            n += 1
+    return n
+
+
+def run_arch_search(settings: ArchSearchSettings, evaluate: Evaluator, *, n_trials: int,
+                    storage=None, study_name: str | None = None, seed: int = 0,
+                    on_trial: Callable[[FrozenTrial], None] | None = None) -> optuna.Study:
+    """Run (or continue) the search until the study holds ``n_trials`` finished trials.
+
+    ``evaluate`` raising ValueError or RuntimeError fails that trial (the message is kept in the
+    trial's ``error`` attribute) and the search goes on.
+    """
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"number of trials must be a positive integer, got {n_trials!r}")
+    study = open_study(settings, storage=storage, study_name=study_name, seed=seed)
+    space = settings.space()
+
+    def objective(trial: optuna.Trial):
+        for key in ("error", "interrupted"):  # a retried trial arrives with its predecessor's attributes
+            if trial.user_attrs.get(key):
+                trial.set_user_attr(key, None)
+        choices = space.from_values({d.name: trial.suggest_categorical(d.name, d.choices) for d in space.decisions})
+        desc = space.decode(choices)
+        c = cost(desc)
+        trial.set_user_attr("choices", list(choices))
+        trial.set_user_attr("code", space.code(choices))
+        trial.set_user_attr("description", desc.to_json(indent=None))
+        trial.set_user_attr("macs", c.macs)
+        trial.set_user_attr("params", c.params)
+        if isinstance(study.sampler, ControllerSampler):
+            trial.set_user_attr("policy_log_prob", study.sampler.behaviour_log_prob(trial.number, choices))
+        try:
+            metrics = dict(evaluate(desc))
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
+        except (ValueError, RuntimeError) as exc:
+            trial.set_user_attr("error", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            raise
+        acc = float(metrics.pop("accuracy"))
+        if not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
+            raise ValueError(f"evaluator returned accuracy {acc!r}; expected a number in [0, 1]")
+        r = reward(acc, c.macs, settings.target_macs, settings.w)
+        trial.set_user_attr("accuracy", acc)
+        trial.set_user_attr("reward", r)
+        for k, v in metrics.items():
+            if isinstance(v, (int, float, str, bool)) and k not in ("macs", "params"):
+                trial.set_user_attr(k, v)
+        return (acc, c.macs) if settings.strategy == "nsga2" else r
+
+    def stop_at_total(st: optuna.Study, trial: FrozenTrial) -> None:
+        if on_trial is not None:
+            on_trial(trial)
+        if count_finished(st) >= n_trials:
+            st.stop()
+
+    if count_finished(study) < n_trials:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, callbacks=[stop_at_total], catch=(ValueError, RuntimeError),
+                           gc_after_trial=False)
+    if settings.strategy == "rl":
+        study_controller(study, space, settings.controller)  # learn from the last trials too
+    return study
+
+
+# ----- evaluators ------------------------------------------------------------------------
+
+class SyntheticAccuracy:
+    """A cheap, deterministic stand-in for training, for testing and comparing strategies.
+
+    Each decision has a hidden preferred choice and a weight; the accuracy is
+    ``floor + span * (weighted share of decisions at their preferred choice) + noise``, the noise
+    being a fixed function of the architecture (the same architecture always scores the same).
+    """
+
+    def __init__(self, space: ArchSpace, seed: int = 0, noise: float = 0.01, floor: float = 0.3,
+                 span: float = 0.6) -> None:
+        rng = random.Random(f"synthetic-task:{seed}")
+        self.space = space
+        self.seed = seed
+        self.noise, self.floor, self.span = noise, floor, span
+        self.preferred = tuple(rng.randrange(n) for n in space.sizes)
+        self.weights = tuple(rng.uniform(0.5, 1.5) for _ in space.sizes)
+
+    def accuracy(self, choices: Sequence[int]) -> float:
+        choices = tuple(choices)
+        total = sum(self.weights)
+        share = sum(w for w, c, p in zip(self.weights, choices, self.preferred) if c == p) / total
+        jitter = random.Random(f"{self.seed}:{choices}").gauss(0.0, self.noise)
+        return min(1.0, max(0.0, self.floor + self.span * share + jitter))
+
+    def __call__(self, desc: Network) -> dict[str, float]:
+        return {"accuracy": self.accuracy(self.space.encode(desc))}
+
+
+#: Training recipes for scoring candidates. ``paper`` is ``quick_train``'s own (the paper's recipe:
+#: RMSprop, BatchNorm momentum 0.01, EMA, label smoothing, stochastic depth). ``short`` is for
+#: proxies of a few epochs from scratch: the paper's BatchNorm momentum 0.01 leaves the running
+#: statistics near their initial values after a few dozen steps, and the reference dense init,
+#: uniform(+-1/sqrt(classes)), sized for 1000 classes, starts a 2-class head with large logits;
+#: so ``short`` uses BatchNorm momentum 0.1, a zero-initialised classifier, AdamW with a cosine
+#: schedule, no EMA, no label smoothing and no stochastic depth.
+PROXY_RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"model": {}, "train": {}},
+    "short": {
+        "model": {"bn_momentum": 0.1, "drop_path_rate": 0.0, "zero_init_classifier": True},
+        "train": {"optimizer": "adamw", "lr": 2e-3, "schedule": "cosine", "ema": False, "label_smoothing": 0.0},
+    },
+}
+
+
+class TrainEvaluator:
+    """Scores a description by training it briefly with :func:`effnet.train.quick_train`
+    under one of :data:`PROXY_RECIPES`; the accuracy is on ``splits.val``."""
+
+    def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "paper",
+                 lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False) -> None:
+        if recipe not in PROXY_RECIPES:
+            raise ValueError(f"unknown training recipe {recipe!r}; choose one of {', '.join(PROXY_RECIPES)}")
+        self.splits = splits
+        self.seed = seed
+        self.model_options = dict(PROXY_RECIPES[recipe]["model"])
+        train = dict(PROXY_RECIPES[recipe]["train"])
+        lr = train.pop("lr", None) if lr is None else lr
+        self.kwargs = dict(img_size=img_size, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                           max_steps=max_steps, progress=progress, **train)
+
+    def build(self, desc: Network) -> torch.nn.Module:
+        from ..factory import create_model
+
+        opts = dict(self.model_options)
+        zero_head = opts.pop("zero_init_classifier", False)
+        torch.manual_seed(self.seed)
+        model = create_model(desc, num_classes=self.splits.num_classes, **opts)
+        if zero_head and isinstance(model.classifier, torch.nn.Linear):
+            torch.nn.init.zeros_(model.classifier.weight)
+        return model
+
+    def __call__(self, desc: Network) -> dict[str, float]:
+        from ..train import quick_train
+
+        result = quick_train(self.build(desc), self.splits, **self.kwargs)
+        acc = float(result["val_acc"])
+        if not math.isfinite(acc):
+            raise RuntimeError("training diverged (validation accuracy is not finite)")
+        return {"accuracy": acc, "train_time_s": float(result["train_time_s"]), "steps": int(result["steps"]),
+                "train_loss": float(result["train_loss"])}
+
+
+# ----- results ---------------------------------------------------------------------------
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points ``(macs, accuracy)`` that no other point beats on both
+    (fewer or equal MACs and higher or equal accuracy, one strictly), in increasing MACs.
+
+    Written out because Optuna's own front (``study.best_trials``) exists only for
+    multi-objective studies, and the RL and TPE studies optimise the single reward.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, accuracy, MACs, params, reward, Pareto flag, architecture."""
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE and "reward" in t.user_attrs]
+    front = {done[i].number for i in pareto_front([(t.user_attrs["macs"], t.user_attrs["accuracy"]) for t in done])}
+    rows = []
+    for t in trials:
+        a = t.user_attrs
+        rows.append({
+            "trial": t.number,
+            "state": t.state.name.lower() + (" (interrupted)" if a.get("interrupted") else ""),
+            "accuracy": a.get("accuracy"),
+            "macs": a.get("macs"),
+            "params": a.get("params"),
+            "reward": a.get("reward"),
+            "pareto": t.number in front,
+            "base": bool(a.get("is_base")),
+            "train_time_s": a.get("train_time_s"),
+            "architecture": a.get("code", ""),
+            "error": a.get("error", ""),
+        })
+    return rows
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The complete trial with the highest reward."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "reward" in t.user_attrs]
+    if not done:
+        raise ValueError(f"study {study.study_name!r} has no complete trials yet")
+    return max(done, key=lambda t: (t.user_attrs["reward"], -t.number))
+
+
+def best_description(study: optuna.Study, name: str | None = None) -> Network:
+    t = best_trial(study)
+    desc = Network.from_json(t.user_attrs["description"])
+    return desc.replace(name=name or f"{study.study_name}-best")
+
+
+def _yes(v: Any) -> str:
+    return "yes" if v else ""
+
+
+#: The trial table: CSV keeps full precision, Markdown is formatted for reading.
+COLUMNS = (
+    Column("trial", "trial"),
+    Column("state", "state"),
+    Column("accuracy", "val. accuracy", fixed(4)),
+    Column("macs", "MACs (M mult-adds)", millions),
+    Column("params", "params (M)", millions),
+    Column("reward", "reward", fixed(4)),
+    Column("pareto", "Pareto", _yes),
+    Column("base", "base", _yes),
+    Column("train_time_s", "train s", fixed(1)),
+    Column("architecture", "architecture (per stage)", plain),
+    Column("error", "error", plain),
+)
+
+
+def plot_accuracy_vs_macs(rows: list[dict[str, Any]], path: str | Path, *, target_macs: float,
+                          title: str = "") -> None:
+    """Accuracy against MACs for every complete trial, the Pareto front, the target and the best."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["reward"] is not None]
+    if not done:
+        raise ValueError("no complete trials to plot")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    sc = ax.scatter([r["macs"] / 1e6 for r in done], [r["accuracy"] for r in done], c=[r["trial"] for r in done],
+                    cmap="viridis", s=22, zorder=2)
+    fig.colorbar(sc, ax=ax, label="trial")
+    front = sorted((r for r in done if r["pareto"]), key=lambda r: r["macs"])
+    ax.step([r["macs"] / 1e6 for r in front], [r["accuracy"] for r in front], where="post", color="tab:red",
+            lw=1.2, label="Pareto front", zorder=1)
+    best = max(done, key=lambda r: r["reward"])
+    ax.scatter([best["macs"] / 1e6], [best["accuracy"]], marker="*", s=220, color="tab:orange",
+               edgecolor="k", zorder=3, label=f"best reward (trial {best['trial']})")
+    for r in done:
+        if r["base"]:
+            ax.scatter([r["macs"] / 1e6], [r["accuracy"]], marker="s", s=60, facecolor="none", edgecolor="k",
+                       zorder=3, label="base network")
+    ax.axvline(target_macs / 1e6, color="gray", ls="--", lw=1, label=f"target T = {target_macs / 1e6:g}M")
+    ax.set_xlabel("MACs (millions of multiply-adds)")
+    ax.set_ylabel("validation accuracy")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_outputs(study: optuna.Study, out_dir: str | Path, settings: ArchSearchSettings) -> dict[str, Path]:
+    """``best.json`` (a description for ``effnet train``/``effnet scale``), ``trials.csv``,
+    ``trials.md`` and ``accuracy_vs_macs.png`` in ``out_dir``."""
+    out = Path(out_dir)
+    rows = trial_rows(study)
+    paths = {"best": out / "best.json", "csv": out / "trials.csv", "markdown": out / "trials.md",
+             "plot": out / "accuracy_vs_macs.png"}
+    desc = best_description(study)
+    atomic_write_text(paths["best"], desc.to_json() + "\n")
+    atomic_write_text(paths["csv"], to_csv(rows, COLUMNS))
+    n_done = sum(r["reward"] is not None for r in rows)
+    header = (f"Architecture search `{study.study_name}`: strategy {settings.strategy}, base {settings.base}, "
+              f"{settings.img_size} px, target T = {settings.target_macs} MACs (multiply-adds), w = {settings.w}, "
+              f"data {settings.data or 'n/a'}, {settings.budget_epochs} epoch(s) per trial ({settings.recipe} recipe); "
+              f"{n_done} complete trial(s), one run each.\n\n")
+    atomic_write_text(paths["markdown"], header + to_markdown(rows, COLUMNS))
+    plot_accuracy_vs_macs(rows, paths["plot"], target_macs=settings.target_macs,
+                          title=f"{study.study_name}: {settings.strategy}, {settings.img_size} px, {n_done} trials")
+    return paths
