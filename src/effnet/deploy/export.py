@@ -1,0 +1,202 @@
+"""Export to ONNX and TorchScript with dynamic batch, height and width, checked against PyTorch.
+
+Before export BatchNorm is folded into the convolutions (:func:`effnet.deploy.fuse_batchnorm`).
+Models with TensorFlow 'same' padding compute their padding from each input's size; the tracing
+ONNX exporter would freeze that padding at the example size, so :func:`prepare_for_export`
+swaps each :class:`effnet.nn.Conv2dSame` for :class:`ExportConv2dSame`, which expresses the same
+padding with shape-independent padding plus a size-dependent crop that the exporter records as
+graph operations.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..fsutil import atomic_path
+from ..nn import Conv2dSame
+from .fuse import fuse_batchnorm
+
+#: Tolerance on the largest absolute difference between exported and PyTorch outputs.
+TOLERANCE = 1e-4
+DEFAULT_OPSET = 17
+
+
+class ExportConv2dSame(nn.Conv2d):
+    """TF 'SAME' convolution (stride 2, odd kernel) in a form the ONNX tracer keeps dynamic.
+
+    For stride 2 and an odd kernel ``k``, 'SAME' pads ``(k-1)/2`` at the bottom/right always, and at
+    the top/left ``(k-1)/2`` for an odd size or one less for an even size. So: pad ``(k-1)/2`` on
+    every side, then drop the first row/column when the size is even, using ``index_select`` with
+    an index range computed from the traced shape.
+    """
+
+    @classmethod
+    def from_conv(cls, conv: Conv2dSame) -> "ExportConv2dSame":
+        kh, kw = conv.kernel_size
+        if conv.stride != (2, 2) or kh % 2 == 0 or kw % 2 == 0 or conv.dilation != (1, 1):
+            raise ValueError(f"cannot export a 'same' convolution with kernel {conv.kernel_size}, stride "
+                             f"{conv.stride}, dilation {conv.dilation}: only stride 2 with odd kernels is supported")
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, padding=0,
+                  groups=conv.groups, bias=conv.bias is not None)
+        new.weight = conv.weight
+        new.bias = conv.bias
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        x = F.pad(x, [(kw - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kh - 1) // 2])
+        shape = torch._shape_as_tensor(x)  # traced, unlike x.shape's Python ints
+        h, w = shape[2], shape[3]
+        # the padded size has the input's parity (k - 1 is even)
+        x = torch.index_select(x, 2, torch.arange((h + 1) % 2, h, device=x.device))
+        x = torch.index_select(x, 3, torch.arange((w + 1) % 2, w, device=x.device))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def prepare_for_export(model: nn.Module) -> nn.Module:
+    """An eval-mode copy with BatchNorm folded and 'same' convolutions made export-friendly."""
+    fused = fuse_batchnorm(model)
+    for parent in list(fused.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv2dSame):
+                setattr(parent, name, ExportConv2dSame.from_conv(child))
+    return fused
+
+
+def _io_names(model: nn.Module) -> tuple[list[str], dict[str, dict[int, str]]]:
+    if getattr(model, "features_only", False):
+        outputs = [f"features_{i}" for i in range(len(model.feature_info))]
+        axes = {n: {0: "batch", 2: f"height_{i}", 3: f"width_{i}"} for i, n in enumerate(outputs)}
+    else:
+        outputs = ["logits"]
+        axes = {"logits": {0: "batch"}}
+    return outputs, {"input": {0: "batch", 2: "height", 3: "width"}, **axes}
+
+
+def _example(model: nn.Module, size: int | None) -> torch.Tensor:
+    res = size or getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    return torch.randn(1, getattr(model, "in_chans", 3), res, res)
+
+
+def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, example_size: int | None = None) -> Path:
+    """Write ``model`` (BatchNorm folded) as ONNX with dynamic batch, height and width.
+
+    Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra packages and exports
+    B0 in seconds. Input ``input`` (float32 NCHW, normalised as ``model.preprocessing`` says);
+    output ``logits`` (or ``features_<i>`` for ``features_only`` models).
+    """
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 11 <= opset <= 21:
+        raise ValueError(f"opset must be an integer in 11..21, got {opset!r}")
+    ready = prepare_for_export(model)
+    outputs, axes = _io_names(ready)
+    target = Path(path)
+    with atomic_path(target) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(ready, (_example(ready, example_size),), str(tmp), dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
+    return target
+
+
+def export_torchscript(model: nn.Module, path: str | Path) -> Path:
+    """Write ``model`` (BatchNorm folded) compiled by ``torch.jit.script``: any batch and size."""
+    scripted = script_model(model)
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        scripted.save(str(tmp))
+    return target
+
+
+def script_model(model: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` of the BatchNorm-folded model (scripting keeps 'same' padding dynamic)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.script(fuse_batchnorm(model))
+
+
+# ----- verification ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison of exported and PyTorch outputs."""
+
+    shape: tuple[int, int, int, int]
+    max_abs_diff: float
+    max_abs_output: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= TOLERANCE
+
+    def line(self) -> str:
+        n, _, h, w = self.shape
+        verdict = "ok" if self.ok else f"FAILED (> {TOLERANCE:g})"
+        return (f"  batch {n} at {h}x{w}: max |exported - pytorch| = {self.max_abs_diff:.2e} "
+                f"(outputs up to {self.max_abs_output:.3g}) {verdict}")
+
+
+def check_sizes(resolution: int) -> list[tuple[int, int, int]]:
+    """Three (batch, height, width) checks: the model's resolution, 250x333, and a small odd size."""
+    small = max(33, resolution // 2 + 1)
+    return [(1, resolution, resolution), (2, 250, 333), (3, small, small + 14)]
+
+
+def _inputs(model: nn.Module, sizes: Sequence[tuple[int, int, int]], seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    chans = getattr(model, "in_chans", 3)
+    return [torch.randn(n, chans, h, w, generator=gen) for n, h, w in sizes]
+
+
+def _as_list(out) -> list[np.ndarray]:
+    if isinstance(out, (list, tuple)):
+        return [o.detach().numpy() for o in out]
+    return [out.detach().numpy()]
+
+
+def _compare(ref: list[np.ndarray], got: list[np.ndarray], shape) -> Check:
+    if len(ref) != len(got) or any(r.shape != g.shape for r, g in zip(ref, got)):
+        raise ValueError(f"exported model gives outputs of shapes {[g.shape for g in got]}, "
+                         f"PyTorch {[r.shape for r in ref]} for input {tuple(shape)}")
+    diff = max(float(np.abs(r - g).max()) for r, g in zip(ref, got))
+    mag = max(float(np.abs(r).max()) for r in ref)
+    return Check(tuple(shape), diff, mag)
+
+
+def verify_onnx(model: nn.Module, path: str | Path, sizes: Sequence[tuple[int, int, int]] | None = None,
+                seed: int = 0) -> list[Check]:
+    """Run the ONNX file in ONNX Runtime (all graph optimisations) and PyTorch on random inputs."""
+    from .runtime import ort_session, run_session
+
+    model = model.eval()
+    sizes = sizes or check_sizes(_example(model, None).shape[-1])
+    session = ort_session(path)
+    checks = []
+    for x in _inputs(model, sizes, seed):
+        with torch.inference_mode():
+            ref = _as_list(model(x))
+        checks.append(_compare(ref, run_session(session, x.numpy()), x.shape))
+    return checks
+
+
+def verify_torchscript(model: nn.Module, path: str | Path, sizes: Sequence[tuple[int, int, int]] | None = None,
+                       seed: int = 0) -> list[Check]:
+    """Load the TorchScript file and compare it with the PyTorch model on random inputs."""
+    model = model.eval()
+    sizes = sizes or check_sizes(_example(model, None).shape[-1])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = torch.jit.load(str(path))
+    except RuntimeError as exc:
+        raise ValueError(f"cannot load TorchScript file {path}: {str(exc).splitlines()[0]}") from None
+    checks = []
+    for x in _inputs(model, sizes, seed):
+        with torch.inference_mode():
+            checks.append(_compare(_as_list(model(x)), _as_list(loaded(x)), x.shape))
+    return checks

@@ -1,0 +1,181 @@
+"""INT8 static quantisation with ONNX Runtime, and accuracy / speed of the result.
+
+Weights are quantised per output channel (int8), activations per tensor (uint8), in QDQ format;
+ONNX Runtime fuses the QuantizeLinear/DequantizeLinear pairs into integer kernels. Activation
+ranges are calibrated (min/max) on images from the training split, passed through the eval
+transforms so calibration sees what inference sees.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..fsutil import atomic_path
+from .runtime import ort_session, run_session
+
+
+class _Batches:
+    """``onnxruntime.quantization.CalibrationDataReader`` over float32 NCHW batches."""
+
+    def __init__(self, input_name: str, batches: Iterable[np.ndarray]) -> None:
+        self.input_name = input_name
+        self._it: Iterator[np.ndarray] = iter(batches)
+
+    def get_next(self):
+        batch = next(self._it, None)
+        return None if batch is None else {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+
+def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray],
+                  per_channel: bool = True) -> Path:
+    """Statically quantise an fp32 ONNX model to INT8 (QDQ), calibrating on ``calibration`` batches."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    reader_cls = type("CalibrationBatches", (_Batches, CalibrationDataReader), {})
+    out = Path(out_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # symbolic shape inference and graph clean-up, as ONNX Runtime recommends before quantising
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
+        import onnx
+
+        name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+        with atomic_path(out) as target:
+            quantize_static(
+                str(pre), str(target), reader_cls(name, calibration),
+                quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"CalibTensorRangeSymmetric": False},
+            )
+    return out
+
+
+def dataset_batches(dataset: Dataset, limit: int | None, batch_size: int = 16) -> Iterator[np.ndarray]:
+    """Up to ``limit`` images of ``dataset`` as float32 NCHW arrays."""
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    for x, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
+        yield x.numpy()
+
+
+def evaluate_onnx(session, dataset: Dataset, batch_size: int = 32) -> float:
+    """Top-1 accuracy of an ONNX Runtime session on ``dataset``."""
+    if len(dataset) == 0:
+        raise ValueError("the evaluation set is empty")
+    hits = n = 0
+    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
+        pred = run_session(session, x.numpy())[0].argmax(1)
+        hits += int((pred == np.asarray(y)).sum())
+        n += len(y)
+    return hits / n
+
+
+def session_throughput(session, shape: tuple[int, int, int, int], repeats: int = 20, warmup: int = 3) -> float:
+    """Images per second of ``session`` on random input of ``shape`` (median over ``repeats`` runs)."""
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    for _ in range(warmup):
+        run_session(session, x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run_session(session, x)
+        times.append(time.perf_counter() - t)
+    return shape[0] / float(np.median(times))
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    """What quantisation changed: held-out accuracy (fp32 and INT8 in ONNX Runtime) and speed."""
+
+    out: str
+    eval_split: str
+    eval_images: int
+    calib_images: int
+    img_size: int
+    fp32_top1: float
+    int8_top1: float
+    fp32_img_s: float
+    int8_img_s: float
+    batch_size: int
+    repeats: int
+
+    @property
+    def delta_points(self) -> float:
+        return 100.0 * (self.int8_top1 - self.fp32_top1)
+
+    @property
+    def speedup(self) -> float:
+        return self.int8_img_s / self.fp32_img_s
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "delta_points": self.delta_points, "speedup": self.speedup}
+
+    def text(self) -> str:
+        return "\n".join([
+            f"INT8 model: {self.out}",
+            f"calibrated on {self.calib_images} training images; accuracy on {self.eval_images} "
+            f"{self.eval_split} images at {self.img_size}x{self.img_size}",
+            f"  top-1 fp32 (ONNX Runtime) {100 * self.fp32_top1:6.2f}%",
+            f"  top-1 INT8 (ONNX Runtime) {100 * self.int8_top1:6.2f}%   change {self.delta_points:+.2f} points",
+            f"speed, batch {self.batch_size} at {self.img_size}x{self.img_size}, median of {self.repeats} runs:",
+            f"  fp32 {self.fp32_img_s:8.1f} img/s   INT8 {self.int8_img_s:8.1f} img/s   speed-up {self.speedup:.2f}x",
+        ])
+
+
+def _eval_view(train: Dataset, eval_like: Dataset) -> Dataset:
+    """The training images with the eval transform (no augmentation) when the dataset has one."""
+    if hasattr(train, "transform") and hasattr(eval_like, "transform"):
+        view = copy.copy(train)
+        view.transform = eval_like.transform
+        return view
+    return train
+
+
+def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_images: int = 200,
+                   img_size: int | None = None, eval_split: str = "test", eval_limit: int | None = None,
+                   batch_size: int = 1, repeats: int = 20, opset: int = 17) -> QuantizeReport:
+    """Export ``model`` to fp32 ONNX, quantise it to INT8 at ``out_path`` and compare the two.
+
+    ``splits`` is an :class:`effnet.data.Splits` built at ``img_size``; calibration uses up to
+    ``calib_images`` training images, accuracy the whole ``eval_split`` (or ``eval_limit`` images).
+    """
+    from .export import export_onnx
+
+    if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
+        raise ValueError(f"calib_images must be a positive integer, got {calib_images!r}")
+    if eval_split not in ("val", "test"):
+        raise ValueError(f"eval_split must be 'val' or 'test', got {eval_split!r}")
+    held_out = getattr(splits, eval_split)
+    if eval_limit is not None:
+        held_out = Subset(held_out, range(min(eval_limit, len(held_out))))
+    x0, _ = held_out[0]
+    size = img_size or int(x0.shape[-1])
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is not None and num_classes != splits.num_classes:
+        raise ValueError(f"the model has {num_classes} classes but the data has {splits.num_classes}; "
+                         "quantise a model fine-tuned on this data")
+    out = Path(out_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", opset=opset, example_size=size)
+        calib = _eval_view(splits.train, splits.val)
+        n_calib = min(calib_images, len(calib))
+        quantize_onnx(fp32, out, dataset_batches(calib, n_calib))
+        fp32_sess, int8_sess = ort_session(fp32), ort_session(out)
+        fp32_acc = evaluate_onnx(fp32_sess, held_out)
+        int8_acc = evaluate_onnx(int8_sess, held_out)
+        shape = (batch_size, int(x0.shape[0]), size, size)
+        fp32_speed = session_throughput(fp32_sess, shape, repeats)
+        int8_speed = session_throughput(int8_sess, shape, repeats)
+    return QuantizeReport(str(out), eval_split, len(held_out), n_calib, size, fp32_acc, int8_acc,
+                          fp32_speed, int8_speed, batch_size, repeats)

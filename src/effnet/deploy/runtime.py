@@ -1,0 +1,54 @@
+"""ONNX Runtime sessions tuned for CPU inference."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+
+
+def cpu_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def ort_session(path: str | Path, threads: int | None = None, optimization: str = "all"):
+    """A CPU ``InferenceSession``: intra-op threads = cores, sequential execution, graph
+    optimisation ``optimization`` (``all`` enables layout transforms and fusions), denormals as zero."""
+    import onnxruntime as ort
+
+    if optimization not in _LEVELS:
+        raise ValueError(f"optimization must be one of {', '.join(_LEVELS)}, got {optimization!r}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or cpu_cores()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimization])
+    opts.log_severity_level = 3
+    # denormal floats are far slower on CPUs and below any meaningful activation; PyTorch paths in
+    # effnet.analysis.bench flush them too (torch.set_flush_denormal)
+    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+    p = Path(path)
+    if not p.is_file():
+        raise OSError(f"ONNX model not found: {p}")
+    try:
+        return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for malformed files
+        raise ValueError(f"cannot load ONNX model {p}: {str(exc).splitlines()[0]}") from None
+
+
+def run_session(session, batch: np.ndarray) -> list[np.ndarray]:
+    """All outputs of ``session`` for one float32 NCHW batch."""
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})
+
+
+def output_names(session) -> Sequence[str]:
+    return [o.name for o in session.get_outputs()]

@@ -1,0 +1,127 @@
+"""Export: BatchNorm folding, ONNX and TorchScript with dynamic shapes, checked against PyTorch."""
+from __future__ import annotations
+
+import warnings
+
+import onnx
+import pytest
+import torch
+
+import effnet
+import effnet.cli as cli
+from effnet.arch import get_network, scale
+from effnet.deploy.export import (ExportConv2dSame, export_onnx, export_torchscript, prepare_for_export,
+                                  verify_onnx, verify_torchscript)
+from effnet.deploy.fuse import fuse_batchnorm
+
+SIZES = [(1, 64, 64), (2, 250, 333), (1, 47, 61)]
+
+
+def tiny_model(padding: str = "symmetric", seed: int = 0, **kwargs) -> torch.nn.Module:
+    """A small B0-shaped model whose BatchNorm statistics are not the identity, so folding matters."""
+    desc = scale(get_network("efficientnet_b0"), width=0.25, depth=0.3, image_size=64, name="tiny_b0")
+    torch.manual_seed(seed)
+    model = effnet.create_model(desc, num_classes=5, padding=padding, **kwargs).eval()
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.2, generator=gen)
+            m.running_var.uniform_(0.5, 2.0, generator=gen)
+            m.weight.data.uniform_(0.5, 1.5, generator=gen)
+            m.bias.data.normal_(0, 0.2, generator=gen)
+    return model
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+def test_fuse_batchnorm_removes_every_batchnorm_and_keeps_outputs(padding):
+    model = tiny_model(padding)
+    fused = fuse_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()), "the original is left untouched"
+    x = torch.randn(2, 3, 57, 70)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), fused(x), atol=1e-5)
+
+
+def test_export_conv_same_equals_tf_same_padding_at_odd_and_even_sizes():
+    model = tiny_model("same")
+    ready = prepare_for_export(model)
+    assert any(isinstance(m, ExportConv2dSame) for m in ready.modules())
+    for h, w in [(64, 64), (65, 63), (33, 50)]:
+        x = torch.randn(1, 3, h, w)
+        with torch.inference_mode():
+            assert torch.allclose(model(x), ready(x), atol=1e-5), (h, w)
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+def test_onnx_export_has_dynamic_shapes_and_matches_pytorch(tmp_path, padding):
+    model = tiny_model(padding)
+    path = export_onnx(model, tmp_path / "m.onnx", example_size=64)
+    graph = onnx.load(str(path)).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
+    assert not any(n.op_type == "BatchNormalization" for n in graph.node)
+    checks = verify_onnx(model, path, SIZES)
+    assert [c.shape for c in checks] == [(1, 3, 64, 64), (2, 3, 250, 333), (1, 3, 47, 61)]
+    assert all(c.ok for c in checks), [c.line() for c in checks]
+    assert all(c.max_abs_output > 1e-3 for c in checks), "outputs large enough for the tolerance to mean something"
+
+
+def test_torchscript_export_runs_at_any_size(tmp_path):
+    model = tiny_model("same")
+    path = export_torchscript(model, tmp_path / "m.pt")
+    checks = verify_torchscript(model, path, SIZES)
+    assert all(c.ok for c in checks), [c.line() for c in checks]
+
+
+@pytest.mark.parametrize("name,padding,features_only", [
+    ("efficientnet_b0", "symmetric", False), ("efficientnet_b0", "same", True), ("efficientnet_b3", "same", False),
+    ("efficientnet_lite0", "symmetric", False), ("mobilenet_v1", "symmetric", False),
+    ("mobilenet_v2", "same", False), ("resnet50", "symmetric", True),
+])
+def test_registered_variants_script_with_torch_jit(name, padding, features_only):
+    with torch.device("meta"):  # scripting compiles code; no weights need to exist
+        model = effnet.create_model(name, padding=padding, features_only=features_only).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    assert "forward" in scripted.code
+
+
+def test_scripted_model_matches_eager_for_features_only():
+    model = tiny_model("same", features_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(model)
+    x = torch.randn(1, 3, 45, 64)
+    with torch.inference_mode():
+        for a, b in zip(model(x), scripted(x)):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_export_command_writes_onnx_and_prints_three_checks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "COMMANDS", ["export"])
+    desc = scale(get_network("efficientnet_b0"), width=0.25, depth=0.3, image_size=64, name="tiny_b0")
+    desc.save(tmp_path / "tiny.json")
+    out = tmp_path / "tiny.onnx"
+    assert cli.main(["export", str(tmp_path / "tiny.json"), "--format", "onnx", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and "250x333" in text and text.count(" ok") == 3
+
+
+def test_export_command_rejects_bad_input_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "COMMANDS", ["export"])
+    assert cli.main(["export", "efficientnet_b0", "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
+                     "--opset", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("effnet export: error: opset") and err.count("\n") == 1
+    assert cli.main(["export", "no_such_net", "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_export_runs_pretrained_lite0_within_tolerance(tmp_path):
+    model = effnet.create_model("efficientnet_lite0", pretrained=True).eval()
+    path = export_onnx(model, tmp_path / "lite0.onnx")
+    checks = verify_onnx(model, path, [(1, 224, 224), (1, 250, 333)])
+    assert all(c.ok for c in checks), [c.line() for c in checks]
+    assert checks[0].max_abs_output > 1.0  # real logits, not the near-zero outputs of random weights
