@@ -1,0 +1,46 @@
+"""``effnet predict``: top-k classes of image files."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="top-k classes of image files",
+                              description="Classify image files with a model name, description JSON or checkpoint. "
+                                          "Images are prepared with the preprocessing stored with the model.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--model", required=True, help="model name, description .json, or effnet checkpoint")
+    p.add_argument("--pretrained", action="store_true", help="load effnet's offline ImageNet weights for a model name")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..deploy.loading import load_model_arg
+    from ..deploy.predict import predict_files
+
+    if args.img_size is not None and args.img_size < 8:
+        raise ValueError(f"--img-size must be at least 8, got {args.img_size}")
+    model = load_model_arg(args.model, pretrained=args.pretrained)
+    result = predict_files(model, args.images, top_k=args.top_k, batch_size=args.batch_size, img_size=args.img_size)
+    for line in result.warnings:
+        print(f"effnet predict: warning: {line}", file=sys.stderr)
+    for bad in result.failed:
+        print(f"effnet predict: {bad.error}", file=sys.stderr)
+    ok = [p for p in result.predictions if p.error is None]
+    if args.json:
+        print(json.dumps({"model": str(args.model), "img_size": result.img_size,
+                          "predictions": [p.to_dict() for p in result.predictions]}, indent=2))
+    else:
+        for p in ok:
+            print(p.path)
+            for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), 1):
+                print(f"  {rank}. {prob:7.2%}  {label}")
+    if not ok:
+        return 2
+    return 1 if result.failed else 0
