@@ -105,3 +105,51 @@ def all_reduce_mean(info: DistInfo, value: float) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item()) / info.world_size
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics cover the global batch of every process, on CPU (gloo).
+
+    Written here because ``torch.nn.SyncBatchNorm`` runs only on GPUs. Per channel, the sums of
+    ``x`` and ``x**2`` and the count are summed over processes with the differentiable
+    ``torch.distributed.nn.all_reduce``, so gradients flow through the shared statistics as with
+    ``SyncBatchNorm``. Outside training, or in a single process, it is a plain ``BatchNorm2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn import all_reduce
+
+        c = x.shape[1]
+        xf = x.float()
+        count = torch.full((1,), float(x.numel() // c), dtype=xf.dtype, device=x.device)
+        stats = all_reduce(torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0.0)  # biased, as BatchNorm normalises
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1.0 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1.0 - m).add_(var.detach() * (n / (n - 1)).clamp_min(0.0), alpha=m)
+        y = (xf - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y.to(x.dtype)
+
+
+def convert_global_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace every ``BatchNorm2d`` in ``module`` by :class:`GlobalBatchNorm2d` (same parameters,
+    buffers and state-dict names)."""
+    if type(module) is torch.nn.BatchNorm2d:
+        new = GlobalBatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
+                                module.track_running_stats, device=module.running_mean.device
+                                if module.running_mean is not None else None)
+        new.load_state_dict(module.state_dict())
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, convert_global_batchnorm(child))
+    return module

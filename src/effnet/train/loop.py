@@ -193,7 +193,10 @@ class Trainer:
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if cfg.sync_bn and self.info.enabled:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            if device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                model = distributed.convert_global_batchnorm(model)
         self.model = model
         self.ema = build_ema(model, cfg.ema_decay) if cfg.ema else None
         self.net: nn.Module = model
@@ -506,8 +509,9 @@ def _fit(cfg: TrainConfig, progress: bool, resume: bool, splits, device: torch.d
     if splits is None:
         splits = load_data(cfg, preprocessing, img_size)
     class_names = list(splits.class_names)
-    if model.num_classes != len(class_names):
-        model.reset_classifier(len(class_names))
+    head_classes = list(getattr(model, "preprocessing", None).class_names) if hasattr(model, "preprocessing") else []
+    if model.num_classes != len(class_names) or (head_classes and head_classes != class_names):
+        model.reset_classifier(len(class_names))  # a new head unless it was trained for these classes
     model.preprocessing = replace(preprocessing, class_names=tuple(class_names))
     torch.manual_seed(cfg.seed + info.rank)  # per-process dropout and stochastic-depth streams
 
