@@ -1,0 +1,339 @@
+"""Inference benchmarks: our model's eager and optimised paths against torchvision and timm.
+
+Every path runs the same input (random, float32, NCHW) for ``warmup`` untimed and ``repeats``
+timed batches; latency is wall time per batch, throughput is images divided by the total timed
+wall time, and peak memory is the largest resident-set size sampled every 5 ms while the path is
+set up and run, above the process's resident size just before (so it includes export and
+compilation buffers and whatever the allocator keeps).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Our paths, in the order they run.
+PATHS = ("eager", "channels_last", "compile", "onnxruntime", "int8")
+#: Peer implementations; each runs these of the paths.
+PEERS = ("torchvision", "timm")
+PEER_PATHS = ("eager", "onnxruntime")
+PATH_LABELS = {
+    "eager": "PyTorch eager",
+    "channels_last": "PyTorch eager, BN folded, channels_last",
+    "compile": "torch.compile (inductor), BN folded",
+    "onnxruntime": "ONNX Runtime fp32, graph optimisation ALL",
+    "int8": "ONNX Runtime INT8 (static QDQ, per-channel)",
+}
+
+
+@dataclass
+class BenchResult:
+    model: str
+    impl: str  # "effnet", "torchvision" or "timm"
+    path: str
+    batch_size: int
+    img_size: int
+    throughput: float | None = None  # images per second
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    peak_mem_mib: float | None = None
+    note: str = ""
+    vs_best_peer: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.throughput is not None
+
+
+# ----- measurement ---------------------------------------------------------------------------
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Largest resident-set size seen while the block runs, above the size at entry (Linux)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak_mib: float | None = None
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, _rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakRSS":
+        if not os.path.exists("/proc/self/statm"):
+            return self
+        self._base = self._peak = _rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, _rss_bytes())
+            self.peak_mib = (self._peak - self._base) / 2**20
+
+
+def time_runs(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+# ----- paths ---------------------------------------------------------------------------------
+
+def _torch_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    def run():
+        with torch.inference_mode():
+            return model(x)
+    return run
+
+
+def _ort_runner(path: Path, x: torch.Tensor) -> Callable[[], object]:
+    from ..deploy.runtime import ort_session, run_session
+
+    session = ort_session(path)
+    arr = x.numpy()
+    return lambda: run_session(session, arr)
+
+
+def _export_plain(model: nn.Module, path: Path, x: torch.Tensor) -> None:
+    """Export a peer's model as it is (ONNX Runtime folds its BatchNorm itself)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x[:1],), str(path), dynamo=False, opset_version=17, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}})
+
+
+def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[], object]:
+    from ..deploy.export import export_onnx
+    from ..deploy.fuse import fuse_batchnorm
+
+    if path == "eager":
+        return _torch_runner(model, x)
+    if path == "channels_last":
+        fused = fuse_batchnorm(model).to(memory_format=torch.channels_last)
+        return _torch_runner(fused, x.contiguous(memory_format=torch.channels_last))
+    if path == "compile":
+        compiled = torch.compile(fuse_batchnorm(model))
+        run = _torch_runner(compiled, x)
+        run()  # compile now, so a failure is reported as this path's note
+        return run
+    fp32 = tmp / "effnet-fp32.onnx"
+    if not fp32.exists():
+        export_onnx(model, fp32, example_size=x.shape[-1])
+    if path == "onnxruntime":
+        return _ort_runner(fp32, x)
+    if path == "int8":
+        from ..deploy.quantize import quantize_onnx
+
+        int8 = tmp / "effnet-int8.onnx"
+        if not int8.exists():
+            gen = np.random.default_rng(0)
+            calib = [gen.standard_normal((4, *x.shape[1:]), dtype=np.float32) for _ in range(2)]
+            quantize_onnx(fp32, int8, calib)
+        return _ort_runner(int8, x)
+    raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
+
+
+def peer_model(impl: str, name: str) -> nn.Module | str:
+    """The peer library's model of the same name (random weights), or why there is none."""
+    if impl == "torchvision":
+        import torchvision
+
+        if name not in torchvision.models.list_models():
+            return f"torchvision has no {name}"
+        return torchvision.models.get_model(name, weights=None).eval()
+    if impl == "timm":
+        try:
+            import timm
+        except ImportError:
+            return "timm is not installed (pip install timm to compare with it)"
+        for candidate in (name, f"tf_{name}"):
+            if candidate in timm.list_models():
+                return timm.create_model(candidate, pretrained=False).eval()
+        return f"timm has no {name}"
+    raise ValueError(f"unknown peer {impl!r}; choose from {', '.join(PEERS)}")
+
+
+def _peer(model: nn.Module, impl: str, path: str, x: torch.Tensor, tmp: Path) -> Callable[[], object]:
+    if path == "eager":
+        return _torch_runner(model, x)
+    onnx_path = tmp / f"{impl}-fp32.onnx"
+    if not onnx_path.exists():
+        _export_plain(model, onnx_path, x)
+    return _ort_runner(onnx_path, x)
+
+
+def _measure(result: BenchResult, setup: Callable[[], Callable[[], object]], repeats: int, warmup: int) -> BenchResult:
+    try:
+        with PeakRSS() as mem:
+            run = setup()
+            times = time_runs(run, repeats, warmup)
+    except Exception as exc:  # a path that cannot run on this machine is reported, not fatal
+        lines = traceback.format_exception_only(type(exc), exc)
+        result.note = f"skipped: {lines[-1].strip()[:200]}"
+        return result
+    result.throughput = result.batch_size * len(times) / sum(times)
+    result.p50_ms = 1000 * float(np.percentile(times, 50))
+    result.p95_ms = 1000 * float(np.percentile(times, 95))
+    result.peak_mem_mib = mem.peak_mib
+    return result
+
+
+def run_bench(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), img_size: int | None = None,
+              paths: Sequence[str] = PATHS, peers: Sequence[str] = PEERS, repeats: int = 20, warmup: int = 3,
+              threads: int | None = None, progress: Callable[[str], None] | None = None) -> list[BenchResult]:
+    """Benchmark every model x batch size x path (ours) and x peer path (peers)."""
+    from ..deploy.runtime import cpu_cores
+
+    for p in paths:
+        if p not in PATHS:
+            raise ValueError(f"unknown path {p!r}; choose from {', '.join(PATHS)}")
+    for p in peers:
+        if p not in PEERS:
+            raise ValueError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
+    for b in batch_sizes:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ValueError(f"batch sizes must be positive integers, got {b!r}")
+    if repeats < 1 or warmup < 0:
+        raise ValueError("repeats must be >= 1 and warmup >= 0")
+    say = progress or (lambda _msg: None)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads or cpu_cores())
+    # Random weights drive activations into denormal floats, which CPUs process far more slowly than
+    # trained weights would; flush them for every path (ONNX Runtime sessions do the same).
+    torch.set_flush_denormal(True)
+    try:
+        return _run(models, batch_sizes, img_size, paths, peers, repeats, warmup, say)
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads_before)
+
+
+def _run(models, batch_sizes, img_size, paths, peers, repeats, warmup, say) -> list[BenchResult]:
+    from ..deploy.loading import load_model_arg
+
+    results: list[BenchResult] = []
+    for spec in models:
+        model = load_model_arg(spec)
+        name = model.desc.name
+        size = img_size or model.preprocessing.resolution
+        peer_models = {impl: peer_model(impl, name) for impl in peers}
+        with tempfile.TemporaryDirectory() as tmpdir:  # exports are made once per model, any batch
+            tmp = Path(tmpdir)
+            for batch in batch_sizes:
+                x = torch.randn(batch, model.in_chans, size, size, generator=torch.Generator().manual_seed(0))
+                for path in paths:
+                    say(f"{name} batch {batch} {size}px: effnet {path}")
+                    r = BenchResult(name, "effnet", path, batch, size)
+                    results.append(_measure(r, lambda: _ours(model, path, x, tmp), repeats, warmup))
+                for impl, peer in peer_models.items():
+                    for path in PEER_PATHS:
+                        r = BenchResult(name, impl, path, batch, size)
+                        if isinstance(peer, str):
+                            r.note = f"skipped: {peer}"
+                            results.append(r)
+                            continue
+                        say(f"{name} batch {batch} {size}px: {impl} {path}")
+                        results.append(_measure(r, lambda: _peer(peer, impl, path, x, tmp), repeats, warmup))
+    _add_ratios(results)
+    return results
+
+
+def _add_ratios(results: list[BenchResult]) -> None:
+    best: dict[tuple[str, int, int], float] = {}
+    for r in results:
+        if r.impl != "effnet" and r.ok:
+            key = (r.model, r.batch_size, r.img_size)
+            best[key] = max(best.get(key, 0.0), r.throughput)
+    for r in results:
+        peer = best.get((r.model, r.batch_size, r.img_size))
+        r.vs_best_peer = r.throughput / peer if r.ok and peer else None
+
+
+# ----- reporting -----------------------------------------------------------------------------
+
+def environment() -> dict:
+    """Machine, versions and date for a benchmark record."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import onnxruntime
+
+    from ..deploy.runtime import cpu_cores
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+    for mod in ("torchvision", "timm"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu, "cores": cpu_cores(), "torch_threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(), "versions": versions,
+    }
+
+
+def _f(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def bench_table(results: Sequence[BenchResult], repeats: int | None = None) -> str:
+    """A fixed-width table: throughput, latency percentiles, peak memory, ratio to the best peer."""
+    head = ("model", "impl", "path", "batch", "px", "img/s", "p50 ms", "p95 ms", "peak MiB", "vs best peer")
+    rows = [head]
+    notes = []
+    for r in results:
+        if r.ok:
+            rows.append((r.model, r.impl, r.path, str(r.batch_size), str(r.img_size), _f(r.throughput, ".1f"),
+                         _f(r.p50_ms, ".2f"), _f(r.p95_ms, ".2f"), _f(r.peak_mem_mib, ".0f"),
+                         _f(r.vs_best_peer, ".2f", "x")))
+        else:
+            rows.append((r.model, r.impl, r.path, str(r.batch_size), str(r.img_size), "-", "-", "-", "-", "-"))
+            notes.append(f"{r.model} {r.impl} {r.path} batch {r.batch_size}: {r.note}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(v.rjust(w) if i >= 3 else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    how = (f"CPU inference, random float32 input; {repeats} timed batches after warm-up per row; "
+           if repeats else "CPU inference, random float32 input; ")
+    lines.append(how + "img/s = images / total timed wall time; p50/p95 = per-batch latency; "
+                 "peak MiB = resident memory above the start of the row; ratio = img/s / best peer img/s.")
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def results_json(results: Sequence[BenchResult], settings: dict) -> dict:
+    return {"kind": "effnet.bench", "environment": environment(), "settings": settings,
+            "paths": {p: PATH_LABELS[p] for p in PATHS}, "results": [asdict(r) for r in results]}
