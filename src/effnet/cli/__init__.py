@@ -12,7 +12,7 @@ import os
 import sys
 
 #: Subcommand modules, in the order ``effnet --help`` lists them.
-COMMANDS = ["info", "demo", "train", "eval", "finetune", "search", "scale", "study"]
+COMMANDS = ["info", "demo", "train", "eval", "finetune", "search", "scale", "study", "predict", "export", "quantize", "bench", "cam", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
