@@ -1,0 +1,158 @@
+"""``effnet search scale``: step 1 of compound scaling, the grid search for alpha, beta, gamma."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+CONSTRAINT_HELP = ("candidates are alpha, beta, gamma >= 1 on the grid with |alpha*beta^2*gamma^2 - 2| <= "
+                   "TOLERANCE * 2 (relative), so each costs about 2^phi times the base in FLOPs (multiply-adds)")
+
+
+def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str) -> None:
+    """Options every training study shares: data, budget, storage, workers."""
+    p.add_argument("--data", required=True, help="'elpv', 'synthetic', an image folder or a CSV list")
+    p.add_argument("--img-size", type=int, default=64, metavar="PX", help="base training resolution (default 64)")
+    p.add_argument("--budget-epochs", type=int, default=2, metavar="N", help="training epochs per trial (default 2)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K", help="training seeds per point; scores are means")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's for the batch)")
+    p.add_argument("--augment", default="none", help="training augmentation: none (default), autoaugment, randaugment")
+    p.add_argument("--task", default="default", help="labelling of the elpv data ('default' or 'binary')")
+    p.add_argument("--limit-per-class", type=int, default=None, metavar="N", help="use at most N images per class")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop each training after N steps")
+    p.add_argument("--out", default=out_default, metavar="DIR",
+                   help=f"folder for the report and the default study.db (default {out_default})")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="database URL (e.g. postgresql+psycopg2://user:pw@host/db) or SQLite file; "
+                        "default: study.db in --out")
+    p.add_argument("--study", default=None, metavar="NAME", help="study name (workers sharing a study use the same)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default 1)")
+    p.add_argument("--n-trials", type=int, default=None, metavar="N",
+                   help="run at most N trials in this invocation, then write the report")
+    p.add_argument("--no-wait", action="store_true",
+                   help="exit when no trial is waiting instead of waiting for trials other workers are running")
+    p.add_argument("--heartbeat", type=int, default=10, metavar="S",
+                   help="seconds between heartbeats of a running trial (default 10)")
+    p.add_argument("--grace", type=int, default=60, metavar="S",
+                   help="a running trial without a heartbeat for S seconds is retried (default 60)")
+
+
+def study_options(args: argparse.Namespace):
+    from ..search.runner import StudyOptions
+
+    return StudyOptions(out_dir=args.out, storage=args.storage, study_name=args.study,
+                        heartbeat_interval=args.heartbeat, grace_period=args.grace, n_trials=args.n_trials,
+                        workers=args.workers, wait=not args.no_wait).check()
+
+
+def load_base(text: str):
+    from ..arch import Network, get_network
+
+    if text.endswith(".json") or Path(text).is_file():
+        return Network.load(text)
+    return get_network(text)
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a scheduler preempting the job) is handled like Ctrl-C: the running trial is re-queued."""
+    def handler(signum, frame):  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class EventPrinter:
+    """One line per finished trial."""
+
+    def __init__(self, total: int, describe) -> None:
+        self.total, self.describe, self.done = total, describe, 0
+
+    def __call__(self, event: str, number: int, spec, frozen) -> None:
+        if event == "start":
+            return
+        self.done += event in ("complete", "pruned")
+        head = f"[{self.done}/{self.total}] trial {number}: {self.describe(spec)}"
+        if event == "complete":
+            r = frozen.user_attrs.get("effnet.result") or {}
+            print(f"{head}: val acc {frozen.value:.4f}, {r.get('macs', 0) / 1e6:.1f} M mult-adds at "
+                  f"{r.get('resolution')} px, {r.get('trial_time_s', 0):.1f} s", flush=True)
+        elif event == "pruned":
+            print(f"{head}: pruned", flush=True)
+        elif event == "fail":
+            print(f"{head}: interrupted or failed; queued again", flush=True)
+        elif event == "refused":
+            print(f"{head}: result refused (trial was retried elsewhere after missing heartbeats)", flush=True)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "scale", help="grid-search the compound-scaling coefficients alpha, beta, gamma",
+        description="Step 1 of compound scaling: train the base scaled by every (alpha, beta, gamma) on the grid "
+                    f"and keep the most accurate. {CONSTRAINT_HELP}. Each candidate trains at "
+                    "round(img-size * gamma^phi) px with the same recipe, budget and seeds. Trials live in an "
+                    "Optuna study: Ctrl-C or a killed worker loses no finished trial; rerunning resumes.",
+    )
+    p.add_argument("--base", default="efficientnet_b0", help="registered network name or description JSON")
+    p.add_argument("--phi", type=float, default=1.0, help="compound coefficient the candidates are trained at (1)")
+    p.add_argument("--grid-step", type=float, default=0.05, help="grid spacing of alpha, beta, gamma (0.05)")
+    p.add_argument("--tolerance", type=float, default=0.1,
+                   help="relative tolerance on alpha*beta^2*gamma^2 = 2 (0.1: products in [1.8, 2.2])")
+    p.add_argument("--max-coefficient", type=float, default=None, metavar="C",
+                   help="upper bound on each of alpha, beta, gamma (default: only the constraint)")
+    p.add_argument("--prune", action="store_true",
+                   help="evaluate after every epoch and stop trials below the median (Optuna MedianPruner)")
+    p.add_argument("--list", action="store_true", help="print the candidate grid and exit (no training)")
+    add_study_arguments(p, out_default="runs/scale-search")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..search.scale_search import ScaleSearchConfig, default_study_name, run_scale_search
+    from ..search.storage import normalise_url, redact
+
+    config = ScaleSearchConfig(
+        base=load_base(args.base), data=args.data, phi=args.phi, img_size=args.img_size,
+        budget_epochs=args.budget_epochs, grid_step=args.grid_step, tolerance=args.tolerance,
+        max_coefficient=args.max_coefficient, seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
+        limit_per_class=args.limit_per_class, task=args.task, augment=args.augment, max_steps=args.max_steps,
+        prune=args.prune,
+    )
+    candidates = config.check()
+    if args.list:
+        print(f"{len(candidates)} candidates; {CONSTRAINT_HELP} (tolerance {args.tolerance:g})")
+        print(f"{'alpha':>6} {'beta':>6} {'gamma':>6} {'a*b^2*g^2':>10}")
+        for c in candidates:
+            print(f"{c.alpha:>6g} {c.beta:>6g} {c.gamma:>6g} {c.product:>10.4f}")
+        return 0
+    opts = study_options(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    interrupt_on_sigterm()
+    name = opts.study_name or default_study_name(config)
+    print(f"grid search: {config.base.name} on {config.data}, {len(candidates)} candidates x {config.seeds} seed(s), "
+          f"phi {config.phi:g}, {config.budget_epochs} epoch(s) at {config.img_size} px x gamma^phi; "
+          f"study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
+    printer = EventPrinter(len(candidates) * config.seeds,
+                           lambda s: f"alpha {s.params['alpha']:g} beta {s.params['beta']:g} "
+                                     f"gamma {s.params['gamma']:g} seed {s.params['seed']}")
+    summary = run_scale_search(config, opts, on_event=printer)
+    p = summary["progress"]
+    print(f"trials: {p['complete']} complete, {p['pruned']} pruned, {p['failed']} failed, {p['running']} running, "
+          f"{p['waiting']} waiting")
+    best = summary["best"]
+    out = Path(opts.out_dir)
+    if best:
+        std = f" ± {best['std']:.4f}" if best.get("std") is not None else ""
+        print(f"best: alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g} "
+              f"(alpha*beta^2*gamma^2 = {best['product']:.3f}): val acc {best['val_acc']:.4f}{std} "
+              f"({best['seeds_done']} seeds), {best['macs'] / 1e6:.2f} M mult-adds at {best['resolution']} px")
+        print(f"next: effnet scale --base {args.base} --coefficients {out / 'best.json'} --phi 0,1,2,3 "
+              f"--out {out / 'family'}")
+    for f in ("summary.md", "trials.csv", "points.csv", "best.json", "heatmap.png", "acc_vs_flops.png"):
+        print(f"  {out / f}")
+    if not summary["finished"]:
+        print("the study is not finished: rerun the same command to continue", file=sys.stderr)
+    return 0

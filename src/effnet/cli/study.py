@@ -1,0 +1,96 @@
+"""``effnet study scaling``: single-dimension vs compound scaling at matched FLOPs (Figures 3 and 8)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .search_scale import EventPrinter, add_study_arguments, interrupt_on_sigterm, load_base, study_options
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("study", help="studies of the paper's claims (scaling)",
+                              description="Studies that reproduce the paper's analyses on your data.")
+    sub = p.add_subparsers(dest="study_command", metavar="STUDY")
+    sub.required = True
+    s = sub.add_parser(
+        "scaling", help="depth-only, width-only, resolution-only and compound scaling at matched FLOPs",
+        description="Scale the base by depth only, width only, resolution only and compound (alpha, beta, gamma) to "
+                    "each FLOPs ratio (multiplier solved with the analytic cost model; FLOPs are multiply-adds), "
+                    "train each with the same recipe and budget, and plot accuracy against FLOPs. Trials are keyed "
+                    "by (method, ratio, seed) in a resumable Optuna study.",
+    )
+    s.add_argument("--base", default="efficientnet_b0",
+                   help="registered network (efficientnet_b0, mobilenet_v2, resnet50, ...) or description JSON")
+    s.add_argument("--ratios", default="2,4,8", help="FLOPs ratios to the base, comma-separated (default 2,4,8)")
+    s.add_argument("--methods", default="depth,width,resolution,compound",
+                   help="scaling methods, comma-separated (default all four)")
+    s.add_argument("--alpha", type=float, default=None, help="compound depth coefficient (default 1.2)")
+    s.add_argument("--beta", type=float, default=None, help="compound width coefficient (default 1.1)")
+    s.add_argument("--gamma", type=float, default=None, help="compound resolution coefficient (default 1.15)")
+    s.add_argument("--coefficients", metavar="BEST_JSON", default=None,
+                   help="take alpha, beta, gamma from a grid search's best.json")
+    s.add_argument("--plan", action="store_true", help="print the matched networks and their FLOPs, train nothing")
+    add_study_arguments(s, out_default="runs/scaling-study")
+    s.set_defaults(func=run)
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..arch import ALPHA, BETA, GAMMA
+    from ..search.scaling_study import ScalingStudyConfig, default_study_name, run_scaling_study
+    from ..search.storage import normalise_url, redact
+    from .scale import coefficients_from
+
+    if args.coefficients:
+        if any(v is not None for v in (args.alpha, args.beta, args.gamma)):
+            raise ValueError("give either --coefficients or --alpha/--beta/--gamma, not both")
+        alpha, beta, gamma = coefficients_from(args.coefficients)
+    else:
+        alpha = ALPHA if args.alpha is None else args.alpha
+        beta = BETA if args.beta is None else args.beta
+        gamma = GAMMA if args.gamma is None else args.gamma
+    config = ScalingStudyConfig(
+        base=load_base(args.base), data=args.data, ratios=_floats(args.ratios, "ratios"),
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), img_size=args.img_size,
+        budget_epochs=args.budget_epochs, alpha=alpha, beta=beta, gamma=gamma, seeds=args.seeds,
+        batch_size=args.batch_size, lr=args.lr, limit_per_class=args.limit_per_class, task=args.task,
+        augment=args.augment, max_steps=args.max_steps,
+    )
+    if args.plan:
+        plan = config.plan()
+        print(f"{config.base.name} from {config.img_size} px ({config.base.num_classes} classes); FLOPs are "
+              "multiply-adds from the analytic cost model")
+        print(f"{'method':>10} {'target':>7} {'multiplier':>10} {'px':>5} {'FLOPs (M)':>10} {'x base':>7} {'params (M)':>10}")
+        for n in plan:
+            print(f"{n.method:>10} {n.target_ratio:>7g} {n.multiplier:>10.3f} {n.img_size:>5} {n.macs / 1e6:>10.1f} "
+                  f"{n.ratio:>7.2f} {n.params / 1e6:>10.2f}")
+        return 0
+    opts = study_options(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    interrupt_on_sigterm()
+    name = opts.study_name or default_study_name(config)
+    total = (1 + len(config.methods) * len(config.ratios)) * config.seeds
+    print(f"scaling study: {config.base.name} on {config.data}, methods {', '.join(config.methods)}, ratios "
+          f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget_epochs} epoch(s) from "
+          f"{config.img_size} px; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
+    printer = EventPrinter(total, lambda s: f"{s.params['method']} x{s.params['ratio']:g} seed {s.params['seed']}")
+    summary = run_scaling_study(config, opts, on_event=printer)
+    out = Path(opts.out_dir)
+    print(f"{'method':>10} {'target':>7} {'FLOPs (M)':>10} {'x base':>7} {'val acc':>8}")
+    for r in summary["rows"]:
+        acc = f"{r['acc']:.4f}" if r["acc"] is not None else "-"
+        print(f"{r['method']:>10} {r['target_ratio']:>7g} {r['macs'] / 1e6:>10.1f} {r['achieved_ratio']:>7.2f} {acc:>8}")
+    for f in ("summary.md", "scaling.csv", "scaling.png"):
+        print(f"  {out / f}")
+    if not summary["finished"]:
+        print("the study is not finished: rerun the same command to continue", file=sys.stderr)
+    return 0

@@ -1,0 +1,122 @@
+"""Figures for searches and studies, drawn with matplotlib's object API (no global pyplot state)."""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..fsutil import atomic_write_bytes
+
+
+def _figure(width: float = 6.4, height: float = 4.8):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def grid_heatmap(
+    points: Sequence[Mapping],
+    path: str | Path,
+    *,
+    title: str,
+    note: str = "",
+    best: Mapping | None = None,
+) -> Path:
+    """Beta (x) by gamma (y); each cell shows the best mean accuracy over the alphas tried there.
+
+    ``points`` are mappings with ``alpha``, ``beta``, ``gamma`` and ``acc`` (``None`` when the point
+    has no finished result). Each cell is annotated with its accuracy and the alpha that gave it.
+    """
+    import numpy as np
+
+    betas = sorted({p["beta"] for p in points})
+    gammas = sorted({p["gamma"] for p in points})
+    grid = np.full((len(gammas), len(betas)), np.nan)
+    alpha_at: dict[tuple[int, int], float] = {}
+    for p in points:
+        if p.get("acc") is None:
+            continue
+        i, j = gammas.index(p["gamma"]), betas.index(p["beta"])
+        if math.isnan(grid[i, j]) or p["acc"] > grid[i, j]:
+            grid[i, j] = p["acc"]
+            alpha_at[(i, j)] = p["alpha"]
+    fig = _figure(max(4.8, 0.75 * len(betas) + 2.5), max(3.8, 0.55 * len(gammas) + 2.0))
+    ax = fig.add_subplot(1, 1, 1)
+    masked = np.ma.masked_invalid(grid)
+    image = ax.imshow(masked, origin="lower", aspect="auto", cmap="viridis")
+    fig.colorbar(image, ax=ax, label="validation accuracy (best over alpha)")
+    ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
+    ax.set_yticks(range(len(gammas)), [f"{g:g}" for g in gammas])
+    ax.set_xlabel("beta (width coefficient)")
+    ax.set_ylabel("gamma (resolution coefficient)")
+    finite = grid[~np.isnan(grid)]
+    mid = float(finite.mean()) if finite.size else 0.0
+    for (i, j), a in alpha_at.items():
+        colour = "black" if grid[i, j] > mid else "white"
+        ax.text(j, i, f"{grid[i, j]:.3f}\nα={a:g}", ha="center", va="center", fontsize=7, color=colour)
+    if best is not None and best.get("beta") in betas and best.get("gamma") in gammas:
+        ax.add_patch(_box(betas.index(best["beta"]), gammas.index(best["gamma"])))
+    ax.set_title(title, fontsize=10)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
+    return _save(fig, path)
+
+
+def _box(x: int, y: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2)
+
+
+def accuracy_vs_flops(
+    series: Mapping[str, Sequence[Mapping]],
+    path: str | Path,
+    *,
+    title: str,
+    note: str = "",
+    connect: bool = False,
+    highlight: Mapping | None = None,
+    label_key: str | None = None,
+) -> Path:
+    """Accuracy against multiply-adds, one marker style (and, with ``connect``, a line) per series.
+
+    Each point is a mapping with ``macs``, ``acc`` and optionally ``std`` (error bar) and the
+    ``label_key`` field written beside it.
+    """
+    fig = _figure(6.8, 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    markers = "osD^vP*X"
+    for n, (name, pts) in enumerate(series.items()):
+        pts = sorted((p for p in pts if p.get("acc") is not None), key=lambda p: p["macs"])
+        if not pts:
+            continue
+        xs = [p["macs"] / 1e6 for p in pts]
+        ys = [p["acc"] for p in pts]
+        errs = [p.get("std") or 0.0 for p in pts]
+        ax.errorbar(xs, ys, yerr=errs if any(errs) else None, fmt=markers[n % len(markers)] + ("-" if connect else ""),
+                    capsize=3, label=name, alpha=0.85, markersize=5)
+        if label_key:
+            for p, x, y in zip(pts, xs, ys):
+                ax.annotate(str(p.get(label_key, "")), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if highlight is not None and highlight.get("acc") is not None:
+        ax.plot([highlight["macs"] / 1e6], [highlight["acc"]], marker="*", markersize=16, color="red",
+                linestyle="none", label="best", zorder=5)
+    ax.set_xlabel("FLOPs (millions of multiply-adds)")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
+    return _save(fig, path)

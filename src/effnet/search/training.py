@@ -1,0 +1,105 @@
+"""The default trainer of searches and studies: one short training run per trial, same recipe for all.
+
+Every trial of a study trains with the same data split (split seed 0), the same recipe
+(``TrainConfig.for_model`` as used by :func:`effnet.train.quick_train`), the same epoch budget and
+batch size; only the architecture, the input resolution and the training seed change. The score
+is top-1 accuracy on the validation split with the final weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..arch import Network
+from ..errors import EffnetError
+
+AUGMENT_CHOICES = ("none", "autoaugment", "randaugment")
+
+
+@dataclass
+class QuickTrainer:
+    """Trains a description on ``data`` for ``epochs`` epochs; data splits are cached per resolution.
+
+    With ``per_epoch=True`` it evaluates after every epoch and hands each value to the trial's
+    reporter (so a pruner can stop the trial); otherwise it calls ``quick_train`` once.
+    """
+
+    data: str
+    epochs: int
+    batch_size: int = 32
+    lr: float | None = None
+    limit_per_class: int | None = None
+    task: str = "default"
+    augment: str = "none"
+    max_steps: int | None = None
+    per_epoch: bool = False
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise EffnetError(f"the training budget must be at least 1 epoch, got {self.epochs!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise EffnetError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
+        if self.augment not in AUGMENT_CHOICES:
+            raise EffnetError(f"augment must be one of {', '.join(AUGMENT_CHOICES)}, got {self.augment!r}")
+
+    def splits(self, img_size: int):
+        if img_size not in self._cache:
+            from ..data import load_splits
+
+            self._cache[img_size] = load_splits(self.data, img_size=img_size, task=self.task, augment=self.augment,
+                                                seed=0, limit_per_class=self.limit_per_class)
+        return self._cache[img_size]
+
+    def load(self, img_size: int) -> "QuickTrainer":
+        """Read the data once (fails early on a bad source) and learn the number of classes."""
+        self.splits(img_size)
+        return self
+
+    @property
+    def num_classes(self) -> int | None:
+        for s in self._cache.values():
+            return s.num_classes
+        return None
+
+    def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any) -> dict[str, Any]:
+        splits = self.splits(img_size)
+        desc = desc.replace(num_classes=splits.num_classes)
+        if self.per_epoch:
+            return _train_reporting(desc, splits, img_size, self, seed, reporter)
+        from ..train import quick_train
+
+        out = quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                          seed=seed, progress=False, max_steps=self.max_steps)
+        return {"val_acc": float(out["val_acc"]), "train_time_s": float(out["train_time_s"]), "steps": int(out["steps"])}
+
+
+def _train_reporting(desc: Network, splits, img_size: int, t: QuickTrainer, seed: int, reporter: Any) -> dict[str, Any]:
+    """``quick_train``'s recipe, evaluated after each epoch so that a pruner can stop the run.
+
+    ``quick_train`` evaluates only at the end, so the epoch loop is written out here with the
+    training layer's ``Trainer``; the recipe (``TrainConfig.for_model`` with the warm-up cut to a
+    fifth of the run) is the same.
+    """
+    import torch
+
+    from ..factory import create_model
+    from ..train import TrainConfig, Trainer
+    from ..train.loop import resolve_device
+
+    torch.manual_seed(seed)
+    model = create_model(desc, num_classes=splits.num_classes)
+    base = TrainConfig.for_model(desc)
+    cfg = replace(base, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, img_size=img_size,
+                  max_steps=t.max_steps, warmup_epochs=min(base.warmup_epochs, t.epochs / 5))
+    torch.manual_seed(seed)
+    trainer = Trainer(cfg, model, splits.train, device=resolve_device(cfg))
+    acc = 0.0
+    while not trainer.done():
+        for _ in trainer.train_epoch():
+            pass
+        acc = float(trainer.evaluate(splits.val)["top1"])
+        reporter.report(trainer.epoch, acc)
+        if trainer.batch_in_epoch:  # stopped by max_steps inside an epoch
+            break
+    return {"val_acc": acc, "train_time_s": float(trainer.train_time_s), "steps": int(trainer.step)}
