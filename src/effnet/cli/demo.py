@@ -1,0 +1,78 @@
+"""``effnet demo``: the main job on the bundled real data, as a sequence of ordinary commands.
+
+Each step prints the command it runs, so a user can repeat any of them by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+
+#: scikit-image sample photos with an unambiguous ImageNet subject.
+SAMPLE_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
+
+#: (epochs, images per class, search grid step, search tolerance, search epochs) per demo size.
+SIZES = {
+    "full": dict(epochs=8, limit=None, grid_step=0.1, tolerance=0.08, search_epochs=2, search_limit=120),
+    "quick": dict(epochs=1, limit=12, grid_step=0.1, tolerance=0.04, search_epochs=1, search_limit=6),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job: model family, ImageNet photos, ELPV training, compound scaling",
+                       description=__doc__)
+    p.add_argument("--out", default="runs/demo", help="where runs, searches and descriptions go (default runs/demo)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets (a smoke run of every step)")
+    p.add_argument("--steps", default="family,photos,train,search",
+                   help="comma-separated steps to run (default: all: family,photos,train,search)")
+    p.set_defaults(func=run)
+
+
+def sample_photos() -> list[str]:
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    return [str(folder / name) for name in SAMPLE_PHOTOS if (folder / name).is_file()]
+
+
+def plan(out: Path, quick: bool) -> dict[str, list[list[str]]]:
+    """The commands of each step."""
+    s = SIZES["quick" if quick else "full"]
+    run_dir = out / "b0-elpv"
+    limit = ["--limit-per-class", str(s["limit"])] if s["limit"] else []
+    return {
+        "family": [["info", *[f"efficientnet_b{i}" for i in range(8)], "efficientnet_lite0"],
+                   ["info", "--compare-formula"]],
+        "photos": [["predict", *sample_photos(), "--model", "efficientnet_lite0", "--pretrained", "--top-k", "3"]],
+        "train": [["train", "--model", "efficientnet_b0", "--data", "elpv", "--img-size", "64",
+                   "--epochs", str(s["epochs"]), "--batch-size", "32", "--augment", "none", "--lr", "0.01",
+                   "--seed", "0", "--out", str(run_dir), "--no-progress", *limit]],
+        "search": [["search", "scale", "--data", "elpv", "--base", "efficientnet_b0", "--img-size", "32",
+                    "--budget-epochs", str(s["search_epochs"]), "--grid-step", str(s["grid_step"]),
+                    "--tolerance", str(s["tolerance"]), "--limit-per-class", str(s["search_limit"]),
+                    "--out", str(out / "scale-search")],
+                   ["scale", "--base", "efficientnet_b0", "--coefficients", str(out / "scale-search" / "best.json"),
+                    "--phi", "0,1,2,3", "--out", str(out / "family")]],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import main
+
+    out = Path(args.out)
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    commands = plan(out, args.quick)
+    unknown = [s for s in steps if s not in commands]
+    if unknown:
+        raise ValueError(f"unknown demo step(s) {', '.join(unknown)}; choose from {', '.join(commands)}")
+    start = time.perf_counter()
+    for step in steps:
+        for argv in commands[step]:
+            print(f"\n$ effnet {shlex.join(argv)}", flush=True)
+            code = main(argv)
+            if code:
+                print(f"effnet demo: step {step!r} failed (exit {code})")
+                return code
+    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; outputs under {out}/")
+    return 0
