@@ -284,3 +284,52 @@ def test_blocks_build_from_a_single_spec():
 def test_build_rejects_what_is_not_a_description():
     with pytest.raises(ValueError, match="Network"):
         build("efficientnet_b0")
+
+
+# ----- inference fast path --------------------------------------------------------------------------
+def _with_real_batchnorm_statistics(model: nn.Module) -> nn.Module:
+    """Random BatchNorm statistics and affine parameters, so that folding them changes the weights."""
+    g = torch.Generator().manual_seed(7)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.2)
+            with torch.no_grad():
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model
+
+
+@pytest.mark.parametrize("desc, padding", [(TINY, "symmetric"), (TINY, "same"),
+                                           (get_network("resnet50").replace(resolution=32), "symmetric")])
+def test_optimize_for_inference_keeps_the_outputs(desc, padding):
+    torch.manual_seed(0)
+    model = _with_real_batchnorm_statistics(build(desc, padding=padding)).eval()
+    model.preprocessing = "kept"
+    fast = model.optimize_for_inference()
+    assert fast is not model and fast.preprocessing == "kept"
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the original is left alone"
+    assert fast.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not fast.training
+    x = torch.randn(2, 3, 37, 32)
+    with torch.inference_mode():
+        ref = model(x)
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            out = fast(inp)
+            assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
+
+
+def test_optimize_for_inference_in_place_and_without_channels_last():
+    torch.manual_seed(0)
+    model = _with_real_batchnorm_statistics(build(TINY, features_only=True)).train()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        ref = model.eval()(x)
+    same = model.train().optimize_for_inference(channels_last=False, inplace=True)
+    assert same is model and not model.training
+    assert model.stem.conv.weight.is_contiguous() and model.stem.conv.bias is not None
+    with torch.no_grad():
+        for a, b in zip(model(x), ref):
+            assert (a - b).abs().max() <= 1e-4 * b.abs().max()
