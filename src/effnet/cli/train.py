@@ -54,7 +54,9 @@ def _add_train_options(p: argparse.ArgumentParser, *, model_flag: bool) -> None:
     p.add_argument("--channels-last", action="store_const", const=True)
     p.add_argument("--grad-checkpointing", action="store_const", const=True,
                    help="recompute each stage in backward (less memory)")
-    p.add_argument("--sync-bn", action="store_const", const=True, help="distributed: synchronised BatchNorm")
+    p.add_argument("--sync-bn", action="store_const", const=True,
+                   help="distributed: BatchNorm statistics over the global batch (SyncBatchNorm on GPU, "
+                        "effnet's GlobalBatchNorm2d on CPU)")
     p.add_argument("--workers", type=int, help="data loader worker processes")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--deterministic", action="store_const", const=True,
@@ -73,7 +75,7 @@ def _epilog() -> str:
     lines, line = [], ""
     for k in keys:
         if len(line) + len(k) > 96:
-            lines.append(line.rstrip(", "))
+            lines.append(line.rstrip())
             line = ""
         line += k + ", "
     lines.append(line.rstrip(", "))
