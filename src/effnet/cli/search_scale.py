@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -55,12 +56,21 @@ def load_base(text: str):
     return get_network(text)
 
 
-def interrupt_on_sigterm() -> None:
+@contextlib.contextmanager
+def interrupt_on_sigterm():
     """SIGTERM (a scheduler preempting the job) is handled like Ctrl-C: the running trial is re-queued."""
     def handler(signum, frame):  # noqa: ANN001
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class EventPrinter:
@@ -130,7 +140,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    interrupt_on_sigterm()
     name = opts.study_name or default_study_name(config)
     print(f"grid search: {config.base.name} on {config.data}, {len(candidates)} candidates x {config.seeds} seed(s), "
           f"phi {config.phi:g}, {config.budget_epochs} epoch(s) at {config.img_size} px x gamma^phi; "
@@ -138,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     printer = EventPrinter(len(candidates) * config.seeds,
                            lambda s: f"alpha {s.params['alpha']:g} beta {s.params['beta']:g} "
                                      f"gamma {s.params['gamma']:g} seed {s.params['seed']}")
-    summary = run_scale_search(config, opts, on_event=printer)
+    with interrupt_on_sigterm():
+        summary = run_scale_search(config, opts, on_event=printer)
     p = summary["progress"]
     print(f"trials: {p['complete']} complete, {p['pruned']} pruned, {p['failed']} failed, {p['running']} running, "
           f"{p['waiting']} waiting")

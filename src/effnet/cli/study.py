@@ -76,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    interrupt_on_sigterm()
     name = opts.study_name or default_study_name(config)
     total = (1 + len(config.methods) * len(config.ratios)) * config.seeds
     print(f"scaling study: {config.base.name} on {config.data}, methods {', '.join(config.methods)}, ratios "
           f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget_epochs} epoch(s) from "
           f"{config.img_size} px; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(total, lambda s: f"{s.params['method']} x{s.params['ratio']:g} seed {s.params['seed']}")
-    summary = run_scaling_study(config, opts, on_event=printer)
+    with interrupt_on_sigterm():
+        summary = run_scaling_study(config, opts, on_event=printer)
     out = Path(opts.out_dir)
     print(f"{'method':>10} {'target':>7} {'FLOPs (M)':>10} {'x base':>7} {'val acc':>8}")
     for r in summary["rows"]:

@@ -1,0 +1,121 @@
+"""Scaling studies: FLOPs-matched single-dimension and compound scaling, as a resumable study."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+
+import pytest
+
+from effnet.arch import cost, get_network, scale
+from effnet.search.runner import StudyOptions
+from effnet.search.scaling_study import METHODS, ScalingStudyConfig, match_flops, run_scaling_study
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v2", "resnet50"])
+@pytest.mark.parametrize("method", METHODS)
+def test_matched_network_is_the_nearest_rounding_step_to_the_flops_target(name, method):
+    base = get_network(name)
+    base_macs = cost(base, 64).macs
+    for ratio in (2.0, 4.0):
+        net = match_flops(base, method, ratio, img_size=64)
+        assert net.macs == cost(net.desc, net.img_size).macs
+        assert net.ratio == pytest.approx(net.macs / base_macs)
+        assert abs(math.log(net.ratio / ratio)) < math.log(1.35), (method, ratio, net.ratio)
+
+
+def test_each_method_scales_only_its_dimension():
+    base = get_network("efficientnet_b0")
+    depth = match_flops(base, "depth", 2.0, img_size=64).desc
+    width = match_flops(base, "width", 2.0, img_size=64).desc
+    res = match_flops(base, "resolution", 2.0, img_size=64)
+    assert [s.out_channels for s in depth.stages] == [s.out_channels for s in base.stages] and depth.resolution == 64
+    assert sum(s.repeats for s in depth.stages) > base.num_blocks
+    assert [s.repeats for s in width.stages] == [s.repeats for s in base.stages] and width.resolution == 64
+    assert width.head_channels > base.head_channels
+    assert res.desc.stages == base.stages and res.img_size > 64
+    comp = match_flops(base, "compound", 4.0, img_size=64)
+    phi = comp.multiplier
+    assert comp.desc == scale(base, phi, 1.2, 1.1, 1.15, image_size=round(64 * 1.15**phi), name=comp.desc.name)
+
+
+def test_bisection_picks_the_closer_of_the_two_steps():
+    base = get_network("mobilenet_v2")
+    net = match_flops(base, "resolution", 3.0, img_size=64)
+    below = cost(base, net.img_size - 1).macs / cost(base, 64).macs
+    above = cost(base, net.img_size + 1).macs / cost(base, 64).macs
+    gap = abs(math.log(net.ratio / 3.0))
+    assert gap <= abs(math.log(below / 3.0)) and gap <= abs(math.log(above / 3.0))
+
+
+class Fake:
+    num_classes = 3
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, desc, img_size, seed, reporter):
+        self.calls.append((desc.name, img_size, seed))
+        return {"val_acc": min(0.99, 0.5 + 0.01 * math.log(cost(desc, img_size).macs)), "train_time_s": 0.0}
+
+
+def test_study_trains_every_method_and_ratio_once_and_plots_them(tmp_path):
+    cfg = ScalingStudyConfig(get_network("mobilenet_v2"), data="synthetic", ratios=(2.0, 4.0), img_size=32,
+                             budget_epochs=1)
+    fake = Fake()
+    summary = run_scaling_study(cfg, StudyOptions(tmp_path), trainer=fake)
+    assert len(fake.calls) == len(set(fake.calls)) == 1 + 4 * 2
+    rows = list(csv.DictReader((tmp_path / "scaling.csv").open()))
+    assert [(r["method"], float(r["target_ratio"])) for r in rows] == [("baseline", 1.0)] + [
+        (m, r) for m in METHODS for r in (2.0, 4.0)]
+    assert all(float(r["acc"]) > 0 for r in rows) and summary["finished"]
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    again = Fake()
+    run_scaling_study(cfg, StudyOptions(tmp_path), trainer=again)
+    assert again.calls == []
+
+
+def test_study_with_other_settings_is_refused_and_left_alone(tmp_path):
+    cfg = ScalingStudyConfig(get_network("efficientnet_b0"), data="synthetic", ratios=(2.0,), img_size=32,
+                             budget_epochs=1, methods=("width",))
+    run_scaling_study(cfg, StudyOptions(tmp_path), trainer=Fake())
+    before = (tmp_path / "study.db").stat().st_size
+    other = ScalingStudyConfig(get_network("efficientnet_b0"), data="synthetic", ratios=(2.0, 4.0), img_size=32,
+                               budget_epochs=1, methods=("width",))
+    fake = Fake()
+    with pytest.raises(ValueError, match="other settings"):
+        run_scaling_study(other, StudyOptions(tmp_path), trainer=fake)
+    assert fake.calls == []
+    import optuna
+
+    trials = optuna.load_study(study_name="scaling-study-efficientnet_b0",
+                               storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
+    assert before > 0
+
+
+def _run(*args):
+    from effnet.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_plan_prints_matched_networks_without_training(tmp_path):
+    code, out, err = _run("study", "scaling", "--base", "resnet50", "--data", "synthetic", "--plan", "--ratios", "2,4",
+                          "--img-size", "64", "--out", str(tmp_path))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert sum(line.split()[0] in METHODS for line in lines[2:]) == 8 and "multiply-adds" in lines[0]
+    assert not (tmp_path / "study.db").exists()
+
+
+@pytest.mark.parametrize("args, needle", [(["--ratios", "0.5"], "FLOPs ratio"), (["--methods", "height"], "methods"),
+                                          (["--budget-epochs", "0"], "budget")])
+def test_bad_study_input_is_one_line(tmp_path, args, needle):
+    code, out, err = _run("study", "scaling", "--data", "synthetic", "--out", str(tmp_path), *args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("effnet study: error:") and needle in lines[0], err

@@ -1,0 +1,280 @@
+"""Compound-scaling grid search: enumeration, tolerance, resumable studies, bad input, one real run."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from effnet.arch import get_network, round_filters, round_repeats
+from effnet.search.scale_search import (Coefficients, ScaleSearchConfig, grid_candidates, run_scale_search,
+                                        scaled_candidate)
+from effnet.search.runner import StudyOptions
+from effnet.search.storage import open_storage
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class PeakTrainer:
+    """Accuracy peaks at (1.2, 1.1, 1.15); no training. Records every call."""
+
+    num_classes = 3
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float, float, int]] = []
+
+    def __call__(self, desc, img_size, seed, reporter):
+        a, b, g = (float(x) for x in re.search(r"-a([\d.]+)-b([\d.]+)-g([\d.]+)-phi", desc.name).groups())
+        self.calls.append((a, b, g, seed))
+        acc = 0.9 - abs(a - 1.2) - abs(b - 1.1) - abs(g - 1.15) + 0.001 * seed
+        reporter.report(1, acc)
+        return {"val_acc": acc, "train_time_s": 0.0}
+
+
+def _config(**kw):
+    base = dict(base=get_network("efficientnet_b0"), data="synthetic", img_size=32, budget_epochs=1,
+                grid_step=0.1, tolerance=0.05, max_coefficient=1.3)
+    base.update(kw)
+    return ScaleSearchConfig(**base)
+
+
+def _states(url: str, name: str) -> list[tuple[int, str, object]]:
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=url)
+    return [(t.number, t.state.name, t.value) for t in study.get_trials(deepcopy=False)]
+
+
+def test_grid_candidates_are_exactly_the_points_within_the_relative_tolerance():
+    got = grid_candidates(0.1, 0.05)
+    values = [round(1 + k * 0.1, 10) for k in range(0, 13)]
+    expect = {(a, b, g) for a in values for b in values for g in values if abs(a * b * b * g * g - 2) <= 0.1 + 1e-12}
+    assert {(c.alpha, c.beta, c.gamma) for c in got} == expect
+    assert (1.9, 1.0, 1.0) in expect and (2.2, 1.0, 1.0) not in expect
+    assert all(1.9 - 1e-9 <= c.product <= 2.1 + 1e-9 and min(c.alpha, c.beta, c.gamma) >= 1 for c in got)
+    assert Coefficients(1.2, 1.0, 1.3) in got
+
+
+def test_grid_tolerance_and_cap_shrink_the_grid():
+    wide, narrow = grid_candidates(0.05, 0.1), grid_candidates(0.05, 0.02)
+    assert set(narrow) < set(wide)
+    capped = grid_candidates(0.05, 0.1, max_coefficient=1.3)
+    assert capped and all(max(c.alpha, c.beta, c.gamma) <= 1.3 for c in capped)
+
+
+@pytest.mark.parametrize("step, tol, msg", [(0.3, 0.01, "no alpha, beta, gamma"), (0, 0.1, "grid step"),
+                                            (0.1, 1.5, "tolerance")])
+def test_grid_without_candidates_or_with_bad_numbers_is_refused(step, tol, msg):
+    with pytest.raises(ValueError, match=msg):
+        grid_candidates(step, tol)
+
+
+def test_candidate_trains_at_base_resolution_times_gamma_to_the_phi():
+    desc, px = scaled_candidate(get_network("efficientnet_b0"), Coefficients(1.2, 1.1, 1.15), 2.0, 64)
+    assert px == round(64 * 1.15**2) == desc.resolution
+    assert desc.stages[-1].out_channels == round_filters(320, 1.1**2)
+    assert desc.stages[-1].repeats == round_repeats(1, 1.2**2)
+
+
+def test_search_scores_every_point_and_reports_the_best(tmp_path):
+    cfg = _config(seeds=2)
+    trainer = PeakTrainer()
+    summary = run_scale_search(cfg, StudyOptions(tmp_path), trainer=trainer)
+    cands = grid_candidates(0.1, 0.05, max_coefficient=1.3)
+    assert len(trainer.calls) == len(set(trainer.calls)) == 2 * len(cands)
+    best = max(cands, key=lambda c: -abs(c.alpha - 1.2) - abs(c.beta - 1.1) - abs(c.gamma - 1.15))
+    assert (summary["best"]["alpha"], summary["best"]["beta"], summary["best"]["gamma"]) == (best.alpha, best.beta, best.gamma)
+    assert summary["best"]["val_acc"] == pytest.approx(0.9 - abs(best.alpha - 1.2) - abs(best.beta - 1.1)
+                                                       - abs(best.gamma - 1.15) + 0.0005)  # mean of seeds 0 and 1
+    rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert len(rows) == 2 * len(cands) and {r["state"] for r in rows} == {"COMPLETE"}
+    assert all(int(r["macs"]) > 0 and int(r["params"]) > 0 for r in rows)
+    assert json.loads((tmp_path / "best.json").read_text())["best"]["alpha"] == best.alpha
+    for png in ("heatmap.png", "acc_vs_flops.png"):
+        assert (tmp_path / png).read_bytes()[:8] == PNG
+    assert "FLOPs" in (tmp_path / "points.md").read_text()
+
+
+def test_rerun_of_a_finished_search_trains_nothing(tmp_path):
+    run_scale_search(_config(), StudyOptions(tmp_path), trainer=PeakTrainer())
+    again = PeakTrainer()
+    summary = run_scale_search(_config(), StudyOptions(tmp_path), trainer=again)
+    assert again.calls == [] and summary["finished"]
+
+
+def test_pruning_stops_trials_below_the_median(tmp_path):
+    class Curves:
+        num_classes = 3
+
+        def __init__(self):
+            self.epochs_run = {}
+
+        def __call__(self, desc, img_size, seed, reporter):
+            acc = 0.9 if "-a1-" in desc.name else 0.3  # the first trials (alpha 1) set a high median
+            for epoch in range(1, 4):
+                self.epochs_run[desc.name] = epoch
+                reporter.report(epoch, acc)
+            return {"val_acc": acc}
+
+    t = Curves()
+    summary = run_scale_search(_config(prune=True, grid_step=0.1, tolerance=0.05, max_coefficient=1.4),
+                               StudyOptions(tmp_path), trainer=t)
+    assert summary["progress"]["pruned"] >= 1
+    assert any(n == 1 for n in t.epochs_run.values())  # a pruned trial stopped after its first epoch
+
+
+WORKER = textwrap.dedent('''
+    import os, sys, time
+    from effnet.arch import get_network
+    from effnet.search.scale_search import ScaleSearchConfig, run_scale_search
+    from effnet.search.runner import StudyOptions
+
+    out, log, sleep, storage = sys.argv[1], sys.argv[2], float(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
+
+    class Slow:
+        num_classes = 3
+        def __call__(self, desc, img_size, seed, reporter):
+            with open(log, "a") as f:
+                f.write(f"start {desc.name} {os.getpid()}\\n")
+            time.sleep(sleep)
+            with open(log, "a") as f:
+                f.write(f"done {desc.name} {os.getpid()}\\n")
+            return {"val_acc": 0.5}
+
+    cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=32, budget_epochs=1,
+                            grid_step=0.1, tolerance=0.05, max_coefficient=1.3)
+    opts = StudyOptions(out, storage=storage, study_name="shared", heartbeat_interval=1, grace_period=2)
+    run_scale_search(cfg, opts, trainer=Slow())
+''')
+
+
+def _worker(tmp_path: Path, log: Path, sleep: float, storage: str | None = None) -> subprocess.Popen:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    args = [sys.executable, str(script), str(tmp_path / "out"), str(log), str(sleep)] + ([storage] if storage else [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _lines(log: Path, word: str) -> list[str]:
+    return [line.split()[1] for line in log.read_text().splitlines() if line.startswith(word)] if log.exists() else []
+
+
+def _wait_for(cond, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+N_SMALL_GRID = len(grid_candidates(0.1, 0.05, max_coefficient=1.3))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_worker_loses_no_finished_trial_and_the_rerun_retries_only_the_interrupted_one(tmp_path, sig):
+    log = tmp_path / "log.txt"
+    proc = _worker(tmp_path, log, sleep=1.0)
+    _wait_for(lambda: len(_lines(log, "start")) == 3)
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    finished = _lines(log, "done")
+    interrupted = [n for n in _lines(log, "start") if n not in finished]
+    assert len(finished) == 2 and len(interrupted) == 1
+
+    rerun = _worker(tmp_path, log, sleep=0.0)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err.decode()[-2000:]
+    starts = _lines(log, "start")
+    assert all(starts.count(n) == 1 for n in finished)  # no finished point ran again
+    assert starts.count(interrupted[0]) == 2  # the interrupted one was retried
+    assert sorted(set(starts)) == sorted(set(_lines(log, "done"))) and len(set(starts)) == N_SMALL_GRID
+    states = _states(f"sqlite:///{tmp_path / 'out' / 'study.db'}", "shared")
+    assert [s for _, s, _ in states].count("COMPLETE") == N_SMALL_GRID
+    assert [s for _, s, _ in states].count("FAIL") == 1
+    rows = list(csv.DictReader((tmp_path / "out" / "trials.csv").open()))
+    assert len(rows) == N_SMALL_GRID and all(r["state"] == "COMPLETE" for r in rows)
+
+
+def test_two_workers_on_one_sqlite_study_never_run_a_point_twice(tmp_path):
+    log = tmp_path / "log.txt"
+    workers = [_worker(tmp_path, log, sleep=0.2) for _ in range(2)]
+    for w in workers:
+        _, err = w.communicate(timeout=120)
+        assert w.returncode == 0, err.decode()[-2000:]
+    starts = _lines(log, "start")
+    assert len(starts) == len(set(starts)) == N_SMALL_GRID
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """Run ``effnet ARGS`` in this process; returns code and captured output like ``subprocess.run``."""
+    import contextlib
+    import io
+
+    from effnet.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["effnet", *args], code, out.getvalue(), err.getvalue())
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("effnet search: error:") and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_input_gives_one_line_and_touches_no_stored_trial(tmp_path):
+    out = tmp_path / "out"
+    run_scale_search(_config(), StudyOptions(out, study_name="kept"), trainer=PeakTrainer())
+    url = f"sqlite:///{out / 'study.db'}"
+    before = _states(url, "kept")
+    common = ["search", "scale", "--data", "synthetic", "--img-size", "32", "--out", str(out), "--study", "kept"]
+
+    _one_line_error(_cli(*common, "--budget-epochs", "0"), "budget")
+    _one_line_error(_cli(*common, "--grid-step", "0.3", "--tolerance", "0.01"), "no alpha, beta, gamma")
+    _one_line_error(_cli(*common, "--grid-step", "0.1", "--tolerance", "0.05", "--max-coefficient", "1.3",
+                         "--budget-epochs", "3"), "other settings")
+    unreachable = _cli(*common, "--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/none")
+    _one_line_error(unreachable, "cannot reach")
+    assert "secret" not in unreachable.stderr  # the password is not printed
+    assert _states(url, "kept") == before
+
+
+def test_storage_settings_are_checked():
+    with pytest.raises(ValueError, match="grace period"):
+        open_storage("sqlite://", heartbeat_interval=5, grace_period=5)
+
+
+@pytest.mark.slow
+def test_grid_search_end_to_end_with_real_training(tmp_path):
+    out = tmp_path / "search"
+    proc = _cli("search", "scale", "--data", "synthetic", "--limit-per-class", "4", "--img-size", "32",
+                "--budget-epochs", "1", "--grid-step", "0.1", "--tolerance", "0.02", "--max-coefficient", "1.3",
+                "--batch-size", "8", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "best: alpha 1.2" in proc.stdout
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 2 and all(r["state"] == "COMPLETE" and 0 <= float(r["val_acc"]) <= 1 for r in rows)
+    assert {r["resolution"] for r in rows} == {str(round(32 * 1.3)), "32"}
+    assert float(rows[0]["train_time_s"]) > 0
+    best = json.loads((out / "best.json").read_text())["best"]
+    family = tmp_path / "family"
+    proc = _cli("scale", "--base", "efficientnet_b0", "--coefficients", str(out / "best.json"), "--phi", "0,1",
+                "--img-size", "32", "--out", str(family))
+    assert proc.returncode == 0, proc.stderr
+    from effnet.arch import Network
+
+    assert Network.load(family / "phi1.json").resolution == round(32 * best["gamma"])
