@@ -4,10 +4,13 @@ import json
 import pytest
 
 from effnet.cli import main
-from train_helpers import TINY_JSON
+from train_helpers import TINY_JSON, one_torch_thread
 
 FAST = ["--data", "synthetic", "--limit-per-class", "8", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
         "--threads", "1", "--no-progress", "--set", "tensorboard=false"]
+
+
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture()

@@ -6,11 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from effnet.arch import get_network
+from effnet.arch import Network, get_network
 from effnet.nn import build
 from effnet.train import TrainConfig, enable_grad_checkpointing
 from effnet.train.loop import Trainer
-from train_helpers import tensor_dataset
+from train_helpers import TINY_JSON, one_torch_thread, tensor_dataset
+
+
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def activation_bytes_and_grads(model, x, y, seed=1):
@@ -88,7 +91,7 @@ def test_naive_checkpointing_would_update_batchnorm_statistics_twice():
 
 def test_bf16_autocast_on_cpu_trains_with_finite_loss():
     torch.manual_seed(0)
-    model = build(get_network("efficientnet_b0"), num_classes=3)
+    model = build(Network.from_dict(TINY_JSON), num_classes=3)
     cfg = TrainConfig(amp="bf16", batch_size=4, epochs=1, ema=False, lr=0.01, warmup_epochs=0)
     trainer = Trainer(cfg, model, tensor_dataset(8, size=32), device=torch.device("cpu"))
     dtypes = []

@@ -7,7 +7,11 @@ from torch import nn
 
 from effnet.arch import Network, Stage, Stem
 from effnet.nn import build
+from train_helpers import one_torch_thread
 from effnet.train import RMSpropTF, TrainConfig, build_optimizer, build_scheduler, param_groups
+
+
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def tiny_desc() -> Network:

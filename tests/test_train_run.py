@@ -12,9 +12,12 @@ from torch import nn
 from effnet.arch import Network, cost
 from effnet.train import TrainConfig, evaluate, fit, quick_train
 from effnet.train.loop import Trainer
-from train_helpers import TINY_JSON, tensor_splits
+from train_helpers import TINY_JSON, tensor_splits, one_torch_thread
 
 TIME_KEYS = {"train_time_s", "images_per_s", "wall_time_s"}
+
+
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture()

@@ -43,3 +43,14 @@ def tensor_splits(n_train: int = 24, n_eval: int = 12, classes: int = 3, size: i
     return SimpleNamespace(train=tensor_dataset(n_train, classes, size, 0), val=tensor_dataset(n_eval, classes, size, 1),
                            test=tensor_dataset(n_eval, classes, size, 2),
                            class_names=[f"c{i}" for i in range(classes)], num_classes=classes, source="tensors")
+
+
+def one_torch_thread():
+    """Generator for an autouse fixture: one torch thread per test process (the suite runs two
+    processes on two cores), restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
