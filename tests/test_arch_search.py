@@ -197,6 +197,13 @@ def test_failing_candidates_are_recorded_and_counted():
     assert all(t.user_attrs["error"] == "loss is NaN" for t in failed)
 
 
+def test_evaluator_returning_an_impossible_accuracy_fails_the_trial():
+    s = settings(strategy="random")
+    study = run_arch_search(s, lambda desc: {"accuracy": 1.5}, n_trials=3)
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
+    assert all("accuracy 1.5" in t.user_attrs["error"] for t in study.trials)
+
+
 def test_two_workers_share_one_rl_study():
     s = settings(strategy="rl")
     storage = optuna.storages.InMemoryStorage()
@@ -292,6 +299,10 @@ def test_command_searches_with_real_training_on_synthetic_data(tmp_path, capsys)
 
     model = effnet.create_model(out / "best.json")
     assert model.desc.stages == best.stages
+    from effnet.cli import main
+
+    assert main(["scale", "--base", str(out / "best.json"), "--phi", "1"]) == 0  # a base for compound scaling
+    capsys.readouterr()
     rows = list(csv.DictReader(open(out / "trials.csv")))
     assert len(rows) == 3 and rows[0]["base"] == "True" and all(float(r["train_time_s"]) > 0 for r in rows)
     # rerunning the finished search trains nothing and reports the same best

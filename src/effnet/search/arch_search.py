@@ -41,8 +41,8 @@ from .arch_space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
 from .keyed_study import KIND_ATTR, SETTINGS_ATTR
 from .storage import normalise_url
-from .tables import Column, fixed, millions, plain, to_csv, to_markdown
 from .storage import open_storage as open_database
+from .tables import Column, fixed, millions, plain, to_csv, to_markdown
 
 STRATEGIES = ("rl", "tpe", "nsga2", "random")
 KIND = "arch-search"
@@ -63,7 +63,7 @@ class ArchSearchSettings:
     num_classes: int = 2
     data: str = ""
     budget_epochs: int = 1
-    recipe: str = "paper"
+    recipe: str = "short"
     include_base: bool = True
     population_size: int = 16  # NSGA-II generation size
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -301,15 +301,15 @@ def run_arch_search(settings: ArchSearchSettings, evaluate: Evaluator, *, n_tria
             trial.set_user_attr("policy_log_prob", study.sampler.behaviour_log_prob(trial.number, choices))
         try:
             metrics = dict(evaluate(desc))
+            acc = float(metrics.pop("accuracy"))
+            if not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
+                raise ValueError(f"evaluator returned accuracy {acc!r}; expected a number in [0, 1]")
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
         except (ValueError, RuntimeError) as exc:
             trial.set_user_attr("error", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             raise
-        acc = float(metrics.pop("accuracy"))
-        if not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
-            raise ValueError(f"evaluator returned accuracy {acc!r}; expected a number in [0, 1]")
         r = reward(acc, c.macs, settings.target_macs, settings.w)
         trial.set_user_attr("accuracy", acc)
         trial.set_user_attr("reward", r)
@@ -384,7 +384,7 @@ class TrainEvaluator:
     """Scores a description by training it briefly with :func:`effnet.train.quick_train`
     under one of :data:`PROXY_RECIPES`; the accuracy is on ``splits.val``."""
 
-    def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "paper",
+    def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "short",
                  lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False) -> None:
         if recipe not in PROXY_RECIPES:
             raise ValueError(f"unknown training recipe {recipe!r}; choose one of {', '.join(PROXY_RECIPES)}")
