@@ -110,3 +110,14 @@ def test_quantize_rejects_a_model_with_other_classes_and_non_onnx_out(tmp_path, 
     monkeypatch.setattr(cli, "COMMANDS", ["quantize"])
     assert cli.main(["quantize", "efficientnet_b0", "--data", "synthetic", "--out", str(tmp_path / "x.bin")]) == 2
     assert "effnet quantize: error: --out must name a .onnx file" in capsys.readouterr().err
+
+
+def test_every_calibration_method_gives_a_working_model_and_unknown_ones_are_refused(tmp_path, trained):
+    model, splits = trained
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx", example_size=32)
+    for method in ("minmax", "entropy"):
+        out = quantize_onnx(fp32, tmp_path / f"{method}.onnx", dataset_batches(splits.train, 8, batch_size=3),
+                            method=method)
+        assert 0.0 <= evaluate_onnx(ort_session(out), splits.test) <= 1.0
+    with pytest.raises(ValueError, match="calibration method"):
+        quantize_onnx(fp32, tmp_path / "x.onnx", [], method="mse")

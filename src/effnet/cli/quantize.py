@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="'elpv', 'synthetic', an image folder or a .csv list")
     p.add_argument("--out", required=True, metavar="FILE.onnx")
     p.add_argument("--calib-images", type=int, default=200, help="training images used for calibration (default 200)")
+    p.add_argument("--calibration", choices=("percentile", "minmax", "entropy"), default="percentile",
+                   help="activation range calibration (default percentile)")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
     p.add_argument("--eval-split", choices=("val", "test"), default="test")
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on at most this many held-out images")
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     splits = load_splits(args.data, img_size=size, preprocessing=prep, seed=args.seed,
                          limit_per_class=args.limit_per_class)
     report = quantize_model(model, splits, args.out, calib_images=args.calib_images, img_size=size,
-                            eval_split=args.eval_split, eval_limit=args.eval_limit, repeats=args.repeats)
+                            eval_split=args.eval_split, eval_limit=args.eval_limit, repeats=args.repeats,
+                            method=args.calibration)
     print(report.text())
     if args.json:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")
