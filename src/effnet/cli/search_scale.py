@@ -83,7 +83,7 @@ class EventPrinter:
         if event == "start":
             return
         self.done += event in ("complete", "pruned")
-        head = f"[{self.done}/{self.total}] trial {number}: {self.describe(spec)}"
+        head = f"trial {number} ({self.done} done here, {self.total} planned): {self.describe(spec)}"
         if event == "complete":
             r = frozen.user_attrs.get("effnet.result") or {}
             print(f"{head}: val acc {frozen.value:.4f}, {r.get('macs', 0) / 1e6:.1f} M mult-adds at "

@@ -301,6 +301,14 @@ def point_rows(trials: Sequence[Mapping[str, Any]], seeds: int) -> list[dict[str
     return sorted(points, key=lambda p: (p.get("rank") or 10**9, p["alpha"], p["beta"], p["gamma"]))
 
 
+def data_label(config) -> str:
+    """The data source as measured: name, labelling and per-class cap."""
+    extra = [f"task {config.task}"] if config.task != "default" else []
+    if config.limit_per_class:
+        extra.append(f"at most {config.limit_per_class} images per class")
+    return f"{config.data} ({', '.join(extra)})" if extra else config.data
+
+
 def write_report(study: KeyedStudy, config: ScaleSearchConfig, out_dir: str | Path) -> dict[str, Any]:
     """Tables (CSV and Markdown), ``best.json``, a heat map and an accuracy-vs-FLOPs plot."""
     out = Path(out_dir)
@@ -311,7 +319,7 @@ def write_report(study: KeyedStudy, config: ScaleSearchConfig, out_dir: str | Pa
     pool = complete or [p for p in points if p["acc"] is not None]
     best = pool[0] if pool else None
     base_cost = cost(config.base.replace(num_classes=_classes(study, config)), config.img_size)
-    what = (f"{config.base.name} on {config.data}, phi {config.phi:g}, {config.budget_epochs} epoch(s) at "
+    what = (f"{config.base.name} on {data_label(config)}, phi {config.phi:g}, {config.budget_epochs} epoch(s) at "
             f"{config.img_size} px x gamma^phi, {config.seeds} seed(s); validation accuracy (mean over seeds); "
             f"FLOPs are multiply-adds")
     write_tables(trials, TRIAL_COLUMNS, out / "trials")

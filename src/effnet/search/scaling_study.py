@@ -25,6 +25,7 @@ from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from . import plots
 from .keyed_study import KeyedStudy, TrialSpec, check_existing
+from .scale_search import data_label
 from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
 from .storage import normalise_url, open_storage, redact
 from .tables import Column, fixed, millions, plain, to_markdown, write_tables
@@ -299,7 +300,7 @@ def write_report(study: KeyedStudy, config: ScalingStudyConfig, out_dir: str | P
     out = Path(out_dir)
     rows = study_rows(study, config)
     progress = study.progress()
-    what = (f"{config.base.name} on {config.data}, {config.budget_epochs} epoch(s) from {config.img_size} px, "
+    what = (f"{config.base.name} on {data_label(config)}, {config.budget_epochs} epoch(s) from {config.img_size} px, "
             f"{config.seeds} seed(s); validation accuracy (mean over seeds); FLOPs are multiply-adds; compound uses "
             f"alpha {config.alpha:g}, beta {config.beta:g}, gamma {config.gamma:g}")
     write_tables(rows, ROW_COLUMNS, out / "scaling")
