@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("effnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`effnet ... | head`): stop quietly, as other command-line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (ValueError, OSError, RuntimeError) as exc:
         if os.environ.get("EFFNET_DEBUG"):
             raise
