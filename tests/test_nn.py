@@ -231,6 +231,10 @@ def test_num_classes_replaces_the_head():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     model.reset_classifier(3)
     assert model.classifier.out_features == 3 and model.desc.num_classes == 3
+    # a new head starts at zero: the first loss is ln(3), whatever the features
+    assert not model.classifier.weight.any() and not model.classifier.bias.any()
+    model.reset_classifier(3, zero_init=False)
+    assert model.classifier.weight.abs().max() <= 1 / 3**0.5 and model.classifier.weight.any()
     model.reset_classifier(0)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, TINY.head_channels)

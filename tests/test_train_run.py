@@ -135,6 +135,22 @@ def test_quick_train_returns_metrics_and_writes_nothing(tiny, tmp_path, monkeypa
     assert quick_train(desc, tensor_splits(), img_size=32, epochs=2, batch_size=8, max_steps=4)["steps"] == 4
 
 
+def test_quick_train_builds_the_model_with_the_overridden_settings(tiny, monkeypatch):
+    built = {}
+    import effnet.factory
+
+    real = effnet.factory.create_model
+
+    def spy(*args, **kwargs):
+        built.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(effnet.factory, "create_model", spy)
+    quick_train(Network.load(tiny), tensor_splits(), img_size=32, epochs=1, batch_size=8, max_steps=1,
+                bn_momentum=0.1, drop_path_rate=0.05)
+    assert built["bn_momentum"] == 0.1 and built["drop_path_rate"] == 0.05
+
+
 class FixedLogits(nn.Module):
     """Returns its input as the logits."""
 

@@ -150,11 +150,21 @@ class EfficientNet(nn.Module):
             return self.forward_levels(x)
         return self.forward_head(self.forward_features(x))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a freshly initialised one for ``num_classes``."""
+    def reset_classifier(self, num_classes: int, zero_init: bool = True) -> None:
+        """Replace the classifier with a new one for ``num_classes``.
+
+        The new head starts at zero, so the first loss is ln(num_classes) and the features are
+        trained by sensible gradients from the first step. The reference rule, uniform
+        +-1/sqrt(num_classes) (``zero_init=False``), is tuned for 1000 classes: for a handful of
+        classes it starts with logits of several units and a first loss of 4 to 7.
+        """
         self.desc = self.desc.replace(num_classes=num_classes)
         self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        init_weights(self.classifier)
+        if zero_init and num_classes:
+            nn.init.zeros_(self.classifier.weight)
+            nn.init.zeros_(self.classifier.bias)
+        else:
+            init_weights(self.classifier)
 
     def optimize_for_inference(self, channels_last: bool = True, inplace: bool = False) -> "EfficientNet":
         """A copy (or, with ``inplace``, this model) prepared for fast inference on CPU and GPU.
@@ -164,9 +174,10 @@ class EfficientNet(nn.Module):
            the convolution gains a bias and ``bn`` becomes ``nn.Identity``, which removes one pass
            over every feature map. Module names stay, so the state dict keeps its layout, less the
            BatchNorm entries.
-        3. With ``channels_last`` (the default) the weights are stored NHWC. oneDNN on CPU and cuDNN
-           on GPU run depthwise and 1x1 convolutions faster in that layout; inputs may stay NCHW
-           (the first convolution's output follows the weights' layout).
+        3. With ``channels_last`` (the default) the weights are stored NHWC, the layout in which
+           oneDNN runs the depthwise and 1x1 convolutions fastest on CPU (cuDNN's NHWC kernels are
+           the GPU counterpart); inputs may stay NCHW (the first convolution's output follows the
+           weights' layout). ``benchmarks/bench_inference.py`` measures each step's share on CPU.
 
         Outputs equal the eval-mode model's up to float rounding (about 1e-6 relative). The result
         is for inference only: training it would train a network without BatchNorm. Call it under

@@ -415,22 +415,24 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     ``params`` and ``macs`` of the trained model (the description with the data set's classes;
     multiply-adds at ``img_size``, from ``effnet.arch.cost``).
     """
-    from ..factory import create_model
+    from ..factory import create_model, resolve_description
 
-    if isinstance(desc_or_model, nn.Module):
-        model = desc_or_model
-        desc = model.desc
-        if model.num_classes != splits.num_classes:
-            model.reset_classifier(splits.num_classes)
-    else:
-        torch.manual_seed(seed)
-        model = create_model(desc_or_model, num_classes=splits.num_classes)
-        desc = model.desc
+    model = desc_or_model if isinstance(desc_or_model, nn.Module) else None
+    desc = model.desc if model is not None else resolve_description(desc_or_model)
     base = TrainConfig.for_model(desc)
     settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "img_size": img_size,
                 "max_steps": max_steps, "warmup_epochs": min(base.warmup_epochs, epochs / 5)}
     settings.update(overrides)
     cfg = replace(base, **settings)
+    if model is None:
+        # built after the config so that its model settings (BatchNorm, dropout, ...) take effect
+        torch.manual_seed(seed)
+        model = create_model(desc, num_classes=splits.num_classes, drop_rate=cfg.dropout,
+                             drop_path_rate=cfg.drop_path_rate, padding=cfg.padding, bn_eps=cfg.bn_eps,
+                             bn_momentum=cfg.bn_momentum)
+    elif model.num_classes != splits.num_classes:
+        model.reset_classifier(splits.num_classes)
+    desc = model.desc
     with _runtime(cfg):
         torch.manual_seed(seed)
         device = resolve_device(cfg)
