@@ -1,0 +1,39 @@
+"""effnet demo: every planned command parses, and the quick demo runs end to end on the real data."""
+from pathlib import Path
+
+import pytest
+
+from effnet.cli import build_parser, main
+from effnet.cli.demo import plan, sample_photos
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_demo_command_is_a_valid_effnet_command(quick, tmp_path):
+    parser = build_parser()
+    for step, commands in plan(tmp_path, quick).items():
+        for argv in commands:
+            args = parser.parse_args(argv)  # exits (SystemExit) on an unknown flag
+            assert callable(args.func), step
+
+
+def test_sample_photos_ship_with_scikit_image():
+    photos = sample_photos()
+    assert len(photos) == 4 and all(Path(p).is_file() for p in photos)
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_every_step_and_leaves_its_outputs(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "espresso" in printed  # the pretrained Lite0 step classified coffee.png
+    assert "test top-1" in printed
+    assert (out / "b0-elpv" / "best.safetensors").is_file()
+    assert (out / "scale-search" / "best.json").is_file()
+    assert sorted(p.name for p in (out / "family").glob("phi*.json")) == [f"phi{i}.json" for i in range(4)]
+
+
+def test_unknown_demo_step_is_a_one_line_error(capsys):
+    assert main(["demo", "--steps", "family,nonsense"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nonsense" in err and "\n" not in err
