@@ -28,10 +28,10 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from torch.utils.benchmark import Timer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -94,20 +94,21 @@ def time_configs(configs, batch: int, img: int, rounds: int, iters: int, warmup:
     x = torch.randn(batch, 3, img, img)
     inputs = {False: x, True: x.contiguous(memory_format=torch.channels_last)}
     names = list(configs)
+    # torch.utils.benchmark's Timer runs one configuration at a time; calling its timeit() once per
+    # round lets the rounds interleave. Its default of one thread is overridden to the process's.
+    timers = {
+        name: Timer("model(x)", globals={"model": configs[name][0], "x": inputs[configs[name][1]]},
+                    num_threads=torch.get_num_threads(), label=name)
+        for name in names
+    }
     times: dict[str, list[float]] = {n: [] for n in names}
     with torch.inference_mode():
         for name in names:
-            model, cl = configs[name]
-            for _ in range(warmup):
-                model(inputs[cl])
+            timers[name].timeit(warmup)
         for r in range(rounds):
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
-                model, cl = configs[name]
-                t0 = time.perf_counter()
-                for _ in range(iters):
-                    model(inputs[cl])
-                times[name].append((time.perf_counter() - t0) / iters)
+                times[name].append(timers[name].timeit(iters).mean)
     return times
 
 
