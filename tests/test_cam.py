@@ -26,6 +26,7 @@ def model_with_stats(desc=None, num_classes=4):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_var.uniform_(0.5, 2.0, generator=gen)
             m.bias.data.normal_(0, 0.3, generator=gen)
+    torch.nn.init.normal_(model.classifier.weight, 0.0, 0.5, generator=gen)  # a new head starts at zero
     return model
 
 

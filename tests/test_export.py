@@ -12,7 +12,6 @@ import effnet.cli as cli
 from effnet.arch import get_network, scale
 from effnet.deploy.export import (ExportConv2dSame, export_onnx, export_torchscript, prepare_for_export,
                                   verify_onnx, verify_torchscript)
-from effnet.deploy.fuse import fuse_batchnorm
 
 SIZES = [(1, 64, 64), (2, 250, 333), (1, 47, 61)]
 
@@ -29,24 +28,16 @@ def tiny_model(padding: str = "symmetric", seed: int = 0, **kwargs) -> torch.nn.
             m.running_var.uniform_(0.5, 2.0, generator=gen)
             m.weight.data.uniform_(0.5, 1.5, generator=gen)
             m.bias.data.normal_(0, 0.2, generator=gen)
+    if isinstance(model.classifier, torch.nn.Linear):  # a new head starts at zero
+        torch.nn.init.normal_(model.classifier.weight, 0.0, 0.5, generator=gen)
     return model
-
-
-@pytest.mark.parametrize("padding", ["symmetric", "same"])
-def test_fuse_batchnorm_removes_every_batchnorm_and_keeps_outputs(padding):
-    model = tiny_model(padding)
-    fused = fuse_batchnorm(model)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
-    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()), "the original is left untouched"
-    x = torch.randn(2, 3, 57, 70)
-    with torch.inference_mode():
-        assert torch.allclose(model(x), fused(x), atol=1e-5)
 
 
 def test_export_conv_same_equals_tf_same_padding_at_odd_and_even_sizes():
     model = tiny_model("same")
     ready = prepare_for_export(model)
     assert any(isinstance(m, ExportConv2dSame) for m in ready.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ready.modules())
     for h, w in [(64, 64), (65, 63), (33, 50)]:
         x = torch.randn(1, 3, h, w)
         with torch.inference_mode():

@@ -25,6 +25,7 @@ def tiny(num_classes: int = 3, class_names=()):
     desc = scale(get_network("efficientnet_b0"), width=0.25, depth=0.3, image_size=32, name="tiny_b0")
     torch.manual_seed(0)
     model = effnet.create_model(desc, num_classes=num_classes).eval()
+    torch.nn.init.normal_(model.classifier.weight, 0.0, 0.5)  # a new head starts at zero
     model.preprocessing = Preprocessing(resolution=32, class_names=tuple(class_names))
     return model
 

@@ -1,10 +1,10 @@
-"""Deployment: BatchNorm folding, ONNX / TorchScript export with dynamic shapes, ONNX Runtime
+"""Deployment: ONNX / TorchScript export with dynamic shapes, ONNX Runtime
 sessions, INT8 static quantisation, and top-k prediction on image files.
 
     from effnet.deploy import export_onnx, verify_onnx, quantize_onnx, predict
 """
 _LAZY = {
-    "fuse_batchnorm": "fuse",
+    "fold_batchnorm": "export",
     "load_model_arg": "loading",
     "ExportConv2dSame": "export", "export_onnx": "export", "export_torchscript": "export",
     "prepare_for_export": "export", "verify_onnx": "export", "verify_torchscript": "export",

@@ -1,6 +1,7 @@
 """Export to ONNX and TorchScript with dynamic batch, height and width, checked against PyTorch.
 
-Before export BatchNorm is folded into the convolutions (:func:`effnet.deploy.fuse_batchnorm`).
+Before export BatchNorm is folded into the convolutions
+(:meth:`effnet.nn.EfficientNet.optimize_for_inference` without channels_last).
 Models with TensorFlow 'same' padding compute their padding from each input's size; the tracing
 ONNX exporter would freeze that padding at the example size, so :func:`prepare_for_export`
 swaps each :class:`effnet.nn.Conv2dSame` for :class:`ExportConv2dSame`, which expresses the same
@@ -21,7 +22,6 @@ from torch import nn
 
 from ..fsutil import atomic_path
 from ..nn import Conv2dSame
-from .fuse import fuse_batchnorm
 
 #: Tolerance on the largest absolute difference between exported and PyTorch outputs.
 TOLERANCE = 1e-4
@@ -60,9 +60,16 @@ class ExportConv2dSame(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy with BatchNorm folded into the convolutions, NCHW weights."""
+    if not hasattr(model, "optimize_for_inference"):
+        raise ValueError(f"export takes an effnet model, got {type(model).__name__}")
+    return model.optimize_for_inference(channels_last=False)
+
+
 def prepare_for_export(model: nn.Module) -> nn.Module:
     """An eval-mode copy with BatchNorm folded and 'same' convolutions made export-friendly."""
-    fused = fuse_batchnorm(model)
+    fused = fold_batchnorm(model)
     for parent in list(fused.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, Conv2dSame):
@@ -117,7 +124,7 @@ def script_model(model: nn.Module) -> torch.jit.ScriptModule:
     """``torch.jit.script`` of the BatchNorm-folded model (scripting keeps 'same' padding dynamic)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.jit.script(fuse_batchnorm(model))
+        return torch.jit.script(fold_batchnorm(model))
 
 
 # ----- verification ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ where min/max ranges lost 5 points (see ``benchmarks/results/deploy-cpu.md``).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import tempfile
 import time
@@ -39,6 +40,15 @@ class _Batches:
 #: Calibration methods: activation ranges from the minimum and maximum seen, or from a percentile
 #: of the magnitudes (ignores rare outliers), or by minimising the KL divergence (entropy).
 CALIBRATION = ("minmax", "percentile", "entropy")
+@contextlib.contextmanager
+def _calibration_errors(method: str) -> Iterator[None]:
+    try:
+        yield
+    except ValueError as exc:  # numpy's histogram errors say nothing about calibration
+        hint = "; try --calibration minmax" if method != "minmax" else ""
+        raise ValueError(f"{method} calibration failed: {exc}{hint}") from None
+
+
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray],
                   per_channel: bool = True, method: str = "percentile",
                   op_types: Sequence[str] | None = None) -> Path:
@@ -64,7 +74,7 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: Iter
         import onnx
 
         name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
-        with atomic_path(out) as target:
+        with atomic_path(out) as target, _calibration_errors(method):
             quantize_static(
                 str(pre), str(target), reader_cls(name, calibration),
                 quant_format=QuantFormat.QDQ, per_channel=per_channel,
@@ -95,17 +105,21 @@ def evaluate_onnx(session, dataset: Dataset, batch_size: int = 32) -> float:
     return hits / n
 
 
-def session_throughput(session, shape: tuple[int, int, int, int], repeats: int = 20, warmup: int = 3) -> float:
-    """Images per second of ``session`` on random input of ``shape`` (median over ``repeats`` runs)."""
+def session_throughput(sessions: Sequence, shape: tuple[int, int, int, int], repeats: int = 20,
+                       warmup: int = 3) -> list[float]:
+    """Images per second of each session on random input of ``shape``: the median over ``repeats``
+    rounds, each round running every session once, so a change in machine load affects all alike."""
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-    for _ in range(warmup):
-        run_session(session, x)
-    times = []
+    for session in sessions:
+        for _ in range(warmup):
+            run_session(session, x)
+    times: list[list[float]] = [[] for _ in sessions]
     for _ in range(repeats):
-        t = time.perf_counter()
-        run_session(session, x)
-        times.append(time.perf_counter() - t)
-    return shape[0] / float(np.median(times))
+        for i, session in enumerate(sessions):
+            t = time.perf_counter()
+            run_session(session, x)
+            times[i].append(time.perf_counter() - t)
+    return [shape[0] / float(np.median(t)) for t in times]
 
 
 @dataclass(frozen=True)
@@ -143,7 +157,7 @@ class QuantizeReport:
             f"{self.eval_split} images at {self.img_size}x{self.img_size}",
             f"  top-1 fp32 (ONNX Runtime) {100 * self.fp32_top1:6.2f}%",
             f"  top-1 INT8 (ONNX Runtime) {100 * self.int8_top1:6.2f}%   change {self.delta_points:+.2f} points",
-            f"speed, batch {self.batch_size} at {self.img_size}x{self.img_size}, median of {self.repeats} runs:",
+            f"speed, batch {self.batch_size} at {self.img_size}x{self.img_size}, median of {self.repeats} interleaved runs each:",
             f"  fp32 {self.fp32_img_s:8.1f} img/s   INT8 {self.int8_img_s:8.1f} img/s   speed-up {self.speedup:.2f}x",
         ])
 
@@ -191,7 +205,6 @@ def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_imag
         fp32_acc = evaluate_onnx(fp32_sess, held_out)
         int8_acc = evaluate_onnx(int8_sess, held_out)
         shape = (batch_size, int(x0.shape[0]), size, size)
-        fp32_speed = session_throughput(fp32_sess, shape, repeats)
-        int8_speed = session_throughput(int8_sess, shape, repeats)
+        fp32_speed, int8_speed = session_throughput([fp32_sess, int8_sess], shape, repeats)
     return QuantizeReport(str(out), eval_split, len(held_out), n_calib, method, size, fp32_acc, int8_acc,
                           fp32_speed, int8_speed, batch_size, repeats)
