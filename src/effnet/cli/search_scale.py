@@ -18,7 +18,10 @@ def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str) -> None
     p.add_argument("--budget-epochs", type=int, default=2, metavar="N", help="training epochs per trial (default 2)")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="training seeds per point; scores are means")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's for the batch)")
+    p.add_argument("--recipe", default="short",
+                   help="training recipe per trial: 'short' (default; AdamW, cosine, BatchNorm momentum 0.1, "
+                        "zero-initialised classifier: learns in a few epochs) or 'paper' (quick_train's paper recipe)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     p.add_argument("--augment", default="none", help="training augmentation: none (default), autoaugment, randaugment")
     p.add_argument("--task", default="default", help="labelling of the elpv data ('default' or 'binary')")
     p.add_argument("--limit-per-class", type=int, default=None, metavar="N", help="use at most N images per class")
@@ -129,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         budget_epochs=args.budget_epochs, grid_step=args.grid_step, tolerance=args.tolerance,
         max_coefficient=args.max_coefficient, seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
         limit_per_class=args.limit_per_class, task=args.task, augment=args.augment, max_steps=args.max_steps,
-        prune=args.prune,
+        prune=args.prune, recipe=args.recipe,
     )
     candidates = config.check()
     if args.list:
@@ -142,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or default_study_name(config)
     print(f"grid search: {config.base.name} on {config.data}, {len(candidates)} candidates x {config.seeds} seed(s), "
-          f"phi {config.phi:g}, {config.budget_epochs} epoch(s) at {config.img_size} px x gamma^phi; "
-          f"study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
+          f"phi {config.phi:g}, {config.budget_epochs} epoch(s) ({config.recipe} recipe) at {config.img_size} px "
+          f"x gamma^phi; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(len(candidates) * config.seeds,
                            lambda s: f"alpha {s.params['alpha']:g} beta {s.params['beta']:g} "
                                      f"gamma {s.params['gamma']:g} seed {s.params['seed']}")

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), img_size=args.img_size,
         budget_epochs=args.budget_epochs, alpha=alpha, beta=beta, gamma=gamma, seeds=args.seeds,
         batch_size=args.batch_size, lr=args.lr, limit_per_class=args.limit_per_class, task=args.task,
-        augment=args.augment, max_steps=args.max_steps,
+        augment=args.augment, max_steps=args.max_steps, recipe=args.recipe,
     )
     if args.plan:
         plan = config.plan()
@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
     name = opts.study_name or default_study_name(config)
     total = (1 + len(config.methods) * len(config.ratios)) * config.seeds
     print(f"scaling study: {config.base.name} on {config.data}, methods {', '.join(config.methods)}, ratios "
-          f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget_epochs} epoch(s) from "
-          f"{config.img_size} px; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
+          f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget_epochs} epoch(s) "
+          f"({config.recipe} recipe) from {config.img_size} px; study {name!r} in "
+          f"{redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(total, lambda s: f"{s.params['method']} x{s.params['ratio']:g} seed {s.params['seed']}")
     with interrupt_on_sigterm():
         summary = run_scaling_study(config, opts, on_event=printer)

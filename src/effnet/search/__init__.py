@@ -22,6 +22,7 @@ _LAZY = {
     "TrialSpec": "keyed_study",
     "StudyOptions": "runner",
     "QuickTrainer": "training",
+    "PROXY_RECIPES": "recipes",
     "open_storage": "storage",
 }
 

@@ -40,6 +40,7 @@ from ..fsutil import atomic_path, atomic_write_text
 from .arch_space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
 from .keyed_study import KIND_ATTR, SETTINGS_ATTR
+from .recipes import check_recipe, headless, quick_train_options
 from .storage import normalise_url
 from .storage import open_storage as open_database
 from .tables import Column, fixed, millions, plain, to_csv, to_markdown
@@ -85,8 +86,7 @@ class ArchSearchSettings:
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'img_size' else 8}, got {v!r}")
         if isinstance(self.budget_epochs, bool) or not isinstance(self.budget_epochs, int) or self.budget_epochs < 1:
             raise ValueError(f"budget epochs must be a positive integer, got {self.budget_epochs!r}")
-        if self.recipe not in PROXY_RECIPES:
-            raise ValueError(f"unknown training recipe {self.recipe!r}; choose one of {', '.join(PROXY_RECIPES)}")
+        check_recipe(self.recipe)
         if isinstance(self.controller, dict):
             object.__setattr__(self, "controller", ControllerConfig(**self.controller))
 
@@ -364,53 +364,21 @@ class SyntheticAccuracy:
         return {"accuracy": self.accuracy(self.space.encode(desc))}
 
 
-#: Training recipes for scoring candidates. ``paper`` is ``quick_train``'s own (the paper's recipe:
-#: RMSprop, BatchNorm momentum 0.01, EMA, label smoothing, stochastic depth). ``short`` is for
-#: proxies of a few epochs from scratch: the paper's BatchNorm momentum 0.01 leaves the running
-#: statistics near their initial values after a few dozen steps, and the reference dense init,
-#: uniform(+-1/sqrt(classes)), sized for 1000 classes, starts a 2-class head with large logits;
-#: so ``short`` uses BatchNorm momentum 0.1, a zero-initialised classifier, AdamW with a cosine
-#: schedule, no EMA, no label smoothing and no stochastic depth.
-PROXY_RECIPES: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {"model": {}, "train": {}},
-    "short": {
-        "model": {"bn_momentum": 0.1, "drop_path_rate": 0.0, "zero_init_classifier": True},
-        "train": {"optimizer": "adamw", "lr": 2e-3, "schedule": "cosine", "ema": False, "label_smoothing": 0.0},
-    },
-}
-
-
 class TrainEvaluator:
     """Scores a description by training it briefly with :func:`effnet.train.quick_train`
-    under one of :data:`PROXY_RECIPES`; the accuracy is on ``splits.val``."""
+    under one of :data:`effnet.search.recipes.PROXY_RECIPES`; the accuracy is on ``splits.val``."""
 
     def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "short",
                  lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False) -> None:
-        if recipe not in PROXY_RECIPES:
-            raise ValueError(f"unknown training recipe {recipe!r}; choose one of {', '.join(PROXY_RECIPES)}")
         self.splits = splits
-        self.seed = seed
-        self.model_options = dict(PROXY_RECIPES[recipe]["model"])
-        train = dict(PROXY_RECIPES[recipe]["train"])
-        lr = train.pop("lr", None) if lr is None else lr
-        self.kwargs = dict(img_size=img_size, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                           max_steps=max_steps, progress=progress, **train)
-
-    def build(self, desc: Network) -> torch.nn.Module:
-        from ..factory import create_model
-
-        opts = dict(self.model_options)
-        zero_head = opts.pop("zero_init_classifier", False)
-        torch.manual_seed(self.seed)
-        model = create_model(desc, num_classes=self.splits.num_classes, **opts)
-        if zero_head and isinstance(model.classifier, torch.nn.Linear):
-            torch.nn.init.zeros_(model.classifier.weight)
-        return model
+        self.recipe = check_recipe(recipe)
+        self.kwargs = dict(img_size=img_size, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
+                           progress=progress, **quick_train_options(recipe, lr))
 
     def __call__(self, desc: Network) -> dict[str, float]:
         from ..train import quick_train
 
-        result = quick_train(self.build(desc), self.splits, **self.kwargs)
+        result = quick_train(headless(desc, self.recipe), self.splits, **self.kwargs)
         acc = float(result["val_acc"])
         if not math.isfinite(acc):
             raise RuntimeError("training diverged (validation accuracy is not finite)")

@@ -22,6 +22,7 @@ from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from . import plots
 from .keyed_study import KeyedStudy, TrialSpec, check_existing
+from .recipes import DEFAULT_RECIPE, check_recipe
 from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
 from .storage import normalise_url, open_storage, redact
 from .tables import Column, fixed, millions, plain, write_tables
@@ -119,6 +120,7 @@ class ScaleSearchConfig:
     augment: str = "none"
     max_steps: int | None = None
     prune: bool = False
+    recipe: str = DEFAULT_RECIPE
 
     def check(self) -> list[Coefficients]:
         """Validate and return the candidates (one-line errors for bad settings)."""
@@ -139,6 +141,7 @@ class ScaleSearchConfig:
             check_int("max steps", self.max_steps, 1)
         if not isinstance(self.data, str) or not self.data:
             raise EffnetError("data must name a data source")
+        check_recipe(self.recipe)
         return grid_candidates(self.grid_step, self.tolerance, max_coefficient=self.max_coefficient)
 
     def settings(self) -> dict[str, Any]:
@@ -161,7 +164,7 @@ class ScaleSearchConfig:
 
         return QuickTrainer(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
                             limit_per_class=self.limit_per_class, task=self.task, augment=self.augment,
-                            max_steps=self.max_steps, per_epoch=self.prune)
+                            max_steps=self.max_steps, per_epoch=self.prune, recipe=self.recipe)
 
 
 def _pruner(enabled: bool):

@@ -25,6 +25,7 @@ from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from . import plots
 from .keyed_study import KeyedStudy, TrialSpec, check_existing
+from .recipes import DEFAULT_RECIPE, check_recipe
 from .scale_search import data_label
 from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
 from .storage import normalise_url, open_storage, redact
@@ -132,6 +133,7 @@ class ScalingStudyConfig:
     task: str = "default"
     augment: str = "none"
     max_steps: int | None = None
+    recipe: str = DEFAULT_RECIPE
 
     def check(self) -> None:
         if not isinstance(self.base, Network):
@@ -160,6 +162,7 @@ class ScalingStudyConfig:
             check_int("limit per class", self.limit_per_class, 1)
         if self.max_steps is not None:
             check_int("max steps", self.max_steps, 1)
+        check_recipe(self.recipe)
 
     def settings(self) -> dict[str, Any]:
         d = asdict(self)
@@ -196,7 +199,7 @@ class ScalingStudyConfig:
 
         return QuickTrainer(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
                             limit_per_class=self.limit_per_class, task=self.task, augment=self.augment,
-                            max_steps=self.max_steps)
+                            max_steps=self.max_steps, recipe=self.recipe)
 
 
 def plan_scaling_study(config: ScalingStudyConfig, num_classes: int | None = None) -> list[ScaledNetwork]:

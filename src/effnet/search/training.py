@@ -1,9 +1,10 @@
 """The default trainer of searches and studies: one short training run per trial, same recipe for all.
 
-Every trial of a study trains with the same data split (split seed 0), the same recipe
-(``TrainConfig.for_model`` as used by :func:`effnet.train.quick_train`), the same epoch budget and
-batch size; only the architecture, the input resolution and the training seed change. The score
-is top-1 accuracy on the validation split with the final weights.
+Every trial of a study trains with the same data split (split seed 0), the same recipe (one of
+:data:`effnet.search.recipes.PROXY_RECIPES` applied to ``TrainConfig.for_model`` by
+:func:`effnet.train.quick_train`), the same epoch budget and batch size; only the architecture,
+the input resolution and the training seed change. The score is top-1 accuracy on the validation
+split with the final weights.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from ..arch import Network
 from ..errors import EffnetError
+from .recipes import DEFAULT_RECIPE, check_recipe, headless, quick_train_options
 
 AUGMENT_CHOICES = ("none", "autoaugment", "randaugment")
 
@@ -33,6 +35,7 @@ class QuickTrainer:
     augment: str = "none"
     max_steps: int | None = None
     per_epoch: bool = False
+    recipe: str = DEFAULT_RECIPE
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +45,7 @@ class QuickTrainer:
             raise EffnetError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
         if self.augment not in AUGMENT_CHOICES:
             raise EffnetError(f"augment must be one of {', '.join(AUGMENT_CHOICES)}, got {self.augment!r}")
+        check_recipe(self.recipe)
 
     def splits(self, img_size: int):
         if img_size not in self._cache:
@@ -64,22 +68,23 @@ class QuickTrainer:
 
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any) -> dict[str, Any]:
         splits = self.splits(img_size)
-        desc = desc.replace(num_classes=splits.num_classes)
+        desc = headless(desc.replace(num_classes=splits.num_classes), self.recipe)
         if self.per_epoch:
             return _train_reporting(desc, splits, img_size, self, seed, reporter)
         from ..train import quick_train
 
-        out = quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                          seed=seed, progress=False, max_steps=self.max_steps)
+        out = quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size,
+                          seed=seed, progress=False, max_steps=self.max_steps,
+                          **quick_train_options(self.recipe, self.lr))
         return {"val_acc": float(out["val_acc"]), "train_time_s": float(out["train_time_s"]), "steps": int(out["steps"])}
 
 
 def _train_reporting(desc: Network, splits, img_size: int, t: QuickTrainer, seed: int, reporter: Any) -> dict[str, Any]:
-    """``quick_train``'s recipe, evaluated after each epoch so that a pruner can stop the run.
+    """``quick_train`` under the trainer's recipe, evaluated after each epoch so that a pruner can stop the run.
 
     ``quick_train`` evaluates only at the end, so the epoch loop is written out here with the
-    training layer's ``Trainer``; the recipe (``TrainConfig.for_model`` with the warm-up cut to a
-    fifth of the run) is the same.
+    training layer's ``Trainer``; the config and the model are built as ``quick_train`` builds them
+    (``TrainConfig.for_model`` with the warm-up cut to a fifth of the run, then the recipe).
     """
     import torch
 
@@ -87,11 +92,13 @@ def _train_reporting(desc: Network, splits, img_size: int, t: QuickTrainer, seed
     from ..train import TrainConfig, Trainer
     from ..train.loop import resolve_device
 
-    torch.manual_seed(seed)
-    model = create_model(desc, num_classes=splits.num_classes)
     base = TrainConfig.for_model(desc)
-    cfg = replace(base, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=seed, img_size=img_size,
-                  max_steps=t.max_steps, warmup_epochs=min(base.warmup_epochs, t.epochs / 5))
+    cfg = replace(base, epochs=t.epochs, batch_size=t.batch_size, seed=seed, img_size=img_size,
+                  max_steps=t.max_steps, warmup_epochs=min(base.warmup_epochs, t.epochs / 5),
+                  **quick_train_options(t.recipe, t.lr))
+    torch.manual_seed(seed)
+    model = create_model(desc, num_classes=splits.num_classes, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path_rate,
+                         padding=cfg.padding, bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum)
     torch.manual_seed(seed)
     trainer = Trainer(cfg, model, splits.train, device=resolve_device(cfg))
     acc = 0.0
