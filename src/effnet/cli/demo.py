@@ -51,7 +51,7 @@ def plan(out: Path, quick: bool) -> dict[str, list[list[str]]]:
         "train": [["train", "--model", "efficientnet_b0", "--data", "elpv", "--img-size", "64",
                    "--epochs", str(s["epochs"]), "--batch-size", "32", "--optimizer", "adamw", "--lr", "0.002",
                    "--warmup-epochs", "0.5", "--augment", "none", "--channels-last", "--set", "bn_momentum=0.1",
-                   "--seed", "0", "--out", str(run_dir), "--no-progress", *limit]],
+                   "--seed", "0", "--out", str(run_dir), *limit]],
         "search": [["search", "scale", "--data", "elpv", "--task", "binary", "--base", "efficientnet_b0",
                     "--img-size", "32", "--budget-epochs", str(s["search_epochs"]), "--grid-step", "0.1",
                     "--tolerance", "0.02", "--max-coefficient", "1.3", "--limit-per-class", str(s["search_limit"]),
