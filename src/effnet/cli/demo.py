@@ -14,8 +14,8 @@ SAMPLE_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png
 
 #: Budgets per demo size: training epochs and images per class, and the grid search's budget.
 SIZES = {
-    "full": dict(epochs=6, limit=None, search_epochs=1, search_limit=20),
-    "quick": dict(epochs=1, limit=12, search_epochs=1, search_limit=6),
+    "full": dict(epochs=6, limit=None, search_epochs=8, search_limit=300, search_max=1.2, search_tolerance=0.05),
+    "quick": dict(epochs=1, limit=12, search_epochs=1, search_limit=6, search_max=1.3, search_tolerance=0.02),
 }
 
 
@@ -54,7 +54,7 @@ def plan(out: Path, quick: bool) -> dict[str, list[list[str]]]:
                    "--seed", "0", "--out", str(run_dir), *limit]],
         "search": [["search", "scale", "--data", "elpv", "--task", "binary", "--base", "efficientnet_b0",
                     "--img-size", "32", "--budget-epochs", str(s["search_epochs"]), "--grid-step", "0.1",
-                    "--tolerance", "0.02", "--max-coefficient", "1.3", "--limit-per-class", str(s["search_limit"]),
+                    "--tolerance", str(s["search_tolerance"]), "--max-coefficient", str(s["search_max"]), "--limit-per-class", str(s["search_limit"]),
                     "--out", str(out / "scale-search")],
                    ["scale", "--base", "efficientnet_b0", "--coefficients", str(out / "scale-search" / "best.json"),
                     "--phi", "0,1,2,3", "--img-size", "32", "--out", str(out / "family")]],
