@@ -166,10 +166,11 @@ def markdown(report: dict) -> str:
         + ", ".join(f"batch {b}: {i} batches per round" for b, i in zip(report["results"], report["iters"]))
         + f"), after {report['warmup']} warm-up batches. Brackets: interquartile range over rounds.",
         "",
-        f"Load average (1 min) before / after: {m['load_before']:.1f} / {m['load_after']:.1f}. "
-        + ("The machine was shared with other jobs while this ran, so absolute numbers are noisy and low; "
+        f"Load average (1 min) before / after: {m['load_before']:.1f} / {m['load_after']:.1f} (the 'after' "
+        "figure includes this benchmark's own threads). "
+        + ("Other work was running when this started, so absolute numbers are noisy and low; "
            "the interleaved rounds keep the comparison between configurations fair."
-           if max(m["load_before"], m["load_after"]) > 0.5 * m["cores"] else "The machine was quiet."),
+           if m["load_before"] >= m["cores"] else "No other heavy work was running when this started."),
         "",
         f"Our fast path (`model.optimize_for_inference()`: BatchNorm folded, channels_last) gives outputs "
         f"equal to the default model's within {report['fast_path_max_rel_diff']:.1e} of the largest logit.",
