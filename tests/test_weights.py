@@ -66,8 +66,9 @@ def _lukemelas_b0_state() -> dict[str, torch.Tensor]:
 # ----- effnet's own format ---------------------------------------------------------------------
 def test_saved_model_round_trips_outputs_and_metadata(tmp_path):
     torch.manual_seed(0)
-    model = _randomise_bn(effnet.create_model("efficientnet_b0", num_classes=7, padding="same", bn_eps=1e-4,
-                                              bn_momentum=0.05)).eval()
+    model = effnet.create_model("efficientnet_b0", num_classes=7, padding="same", bn_eps=1e-4, bn_momentum=0.05)
+    model.reset_classifier(7, zero_init=False)  # a new head starts at zero; outputs must depend on the input
+    model = _randomise_bn(model).eval()
     model.preprocessing = Preprocessing(resolution=64, crop_fraction=0.9, interpolation="bilinear",
                                         class_names=tuple("abcdefg"))
     path = save_model(model, tmp_path / "m.safetensors", extra_metadata={"dataset": "elpv", "epochs": "3"})
