@@ -55,20 +55,25 @@ def coefficients_from(path: str) -> tuple[float, float, float]:
     return float(best["alpha"]), float(best["beta"]), float(best["gamma"])
 
 
+def coefficients_arg(args: argparse.Namespace) -> tuple[float, float, float]:
+    """alpha, beta, gamma from ``--coefficients best.json`` or ``--alpha/--beta/--gamma`` (paper's by default)."""
+    from ..arch import ALPHA, BETA, GAMMA
+
+    if args.coefficients:
+        if any(v is not None for v in (args.alpha, args.beta, args.gamma)):
+            raise ValueError("give either --coefficients or --alpha/--beta/--gamma, not both")
+        return coefficients_from(args.coefficients)
+    return (ALPHA if args.alpha is None else args.alpha, BETA if args.beta is None else args.beta,
+            GAMMA if args.gamma is None else args.gamma)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..arch import ALPHA, BETA, GAMMA, cost, scale
+    from ..arch import cost, scale
     from ..fsutil import atomic_write_text
     from .search_scale import load_base
 
     base = load_base(args.base)
-    if args.coefficients:
-        if any(v is not None for v in (args.alpha, args.beta, args.gamma)):
-            raise ValueError("give either --coefficients or --alpha/--beta/--gamma, not both")
-        alpha, beta, gamma = coefficients_from(args.coefficients)
-    else:
-        alpha = ALPHA if args.alpha is None else args.alpha
-        beta = BETA if args.beta is None else args.beta
-        gamma = GAMMA if args.gamma is None else args.gamma
+    alpha, beta, gamma = coefficients_arg(args)
     phis = parse_phis(args.phi)
     if args.img_size is not None and args.img_size < 1:
         raise ValueError(f"--img-size must be a positive integer, got {args.img_size}")

@@ -45,19 +45,11 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..arch import ALPHA, BETA, GAMMA
     from ..search.scaling_study import ScalingStudyConfig, default_study_name, run_scaling_study
     from ..search.storage import normalise_url, redact
-    from .scale import coefficients_from
+    from .scale import coefficients_arg
 
-    if args.coefficients:
-        if any(v is not None for v in (args.alpha, args.beta, args.gamma)):
-            raise ValueError("give either --coefficients or --alpha/--beta/--gamma, not both")
-        alpha, beta, gamma = coefficients_from(args.coefficients)
-    else:
-        alpha = ALPHA if args.alpha is None else args.alpha
-        beta = BETA if args.beta is None else args.beta
-        gamma = GAMMA if args.gamma is None else args.gamma
+    alpha, beta, gamma = coefficients_arg(args)
     config = ScalingStudyConfig(
         base=load_base(args.base), data=args.data, ratios=_floats(args.ratios, "ratios"),
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), img_size=args.img_size,
