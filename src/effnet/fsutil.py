@@ -45,3 +45,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_savefig(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """Write a matplotlib figure as PNG atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", **savefig_kwargs)
+    return Path(path)

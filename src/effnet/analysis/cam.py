@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fsutil import atomic_path
+from ..fsutil import atomic_savefig
 
 METHODS = ("cam", "gradcam")
 
@@ -122,8 +122,6 @@ def cam_figure(images: Sequence[str | Path], models: Sequence[str | Path | nn.Mo
                 ax.set_ylabel(f"{label}\n{prep.resolution}px", fontsize=8)
     fig.suptitle(f"{'CAM' if method == 'cam' else 'Grad-CAM'} on the last feature map (predicted class)", fontsize=9)
     fig.tight_layout()
-    target = Path(out)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    target = atomic_savefig(fig, out, dpi=100)
     plt.close(fig)
     return target

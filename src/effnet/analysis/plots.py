@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..fsutil import atomic_path
+from ..fsutil import atomic_savefig
 
 
 def _pyplot():
@@ -37,8 +37,6 @@ def plot_bench(results: Sequence, path: str | Path, title: str = "") -> Path:
         ax.set_title(f"{model}, batch {batch}, {size}x{size}", fontsize=9)
     fig.suptitle(title or "CPU inference throughput", fontsize=10)
     fig.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    target = atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return target

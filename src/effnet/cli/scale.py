@@ -14,11 +14,7 @@ def register(subparsers) -> None:
                     "prints each network's cost. FLOPs are multiply-adds.",
     )
     p.add_argument("--base", default="efficientnet_b0", help="registered network name or description JSON")
-    p.add_argument("--alpha", type=float, default=None, help="depth coefficient (default 1.2, the paper's)")
-    p.add_argument("--beta", type=float, default=None, help="width coefficient (default 1.1)")
-    p.add_argument("--gamma", type=float, default=None, help="resolution coefficient (default 1.15)")
-    p.add_argument("--coefficients", metavar="BEST_JSON", default=None,
-                   help="take alpha, beta, gamma from a grid search's best.json")
+    add_coefficient_arguments(p)
     p.add_argument("--phi", default="0,1,2,3", help="comma-separated phi values (default 0,1,2,3)")
     p.add_argument("--img-size", type=int, default=None, metavar="PX",
                    help="base resolution to scale (default: the base description's)")
@@ -53,6 +49,15 @@ def coefficients_from(path: str) -> tuple[float, float, float]:
     if not isinstance(best, dict) or not all(k in best for k in ("alpha", "beta", "gamma")):
         raise ValueError(f"{p} has no best alpha, beta, gamma (expected a grid search's best.json)")
     return float(best["alpha"]), float(best["beta"]), float(best["gamma"])
+
+
+def add_coefficient_arguments(p: argparse.ArgumentParser) -> None:
+    """``--alpha/--beta/--gamma`` or ``--coefficients best.json``; read back with :func:`coefficients_arg`."""
+    p.add_argument("--alpha", type=float, default=None, help="depth coefficient (default 1.2, the paper's)")
+    p.add_argument("--beta", type=float, default=None, help="width coefficient (default 1.1)")
+    p.add_argument("--gamma", type=float, default=None, help="resolution coefficient (default 1.15)")
+    p.add_argument("--coefficients", metavar="BEST_JSON", default=None,
+                   help="take alpha, beta, gamma from a grid search's best.json")
 
 
 def coefficients_arg(args: argparse.Namespace) -> tuple[float, float, float]:

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .scale import add_coefficient_arguments
 from .search_scale import EventPrinter, add_study_arguments, interrupt_on_sigterm, load_base, study_options
 
 
@@ -25,11 +26,7 @@ def register(subparsers) -> None:
     s.add_argument("--ratios", default="2,4,8", help="FLOPs ratios to the base, comma-separated (default 2,4,8)")
     s.add_argument("--methods", default="depth,width,resolution,compound",
                    help="scaling methods, comma-separated (default all four)")
-    s.add_argument("--alpha", type=float, default=None, help="compound depth coefficient (default 1.2)")
-    s.add_argument("--beta", type=float, default=None, help="compound width coefficient (default 1.1)")
-    s.add_argument("--gamma", type=float, default=None, help="compound resolution coefficient (default 1.15)")
-    s.add_argument("--coefficients", metavar="BEST_JSON", default=None,
-                   help="take alpha, beta, gamma from a grid search's best.json")
+    add_coefficient_arguments(s)
     s.add_argument("--plan", action="store_true", help="print the matched networks and their FLOPs, train nothing")
     add_study_arguments(s, out_default="runs/scaling-study")
     s.set_defaults(func=run)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..arch import Network, get_network
+from ..arch import Network
 from .blocks import NormOptions, make_block
 from .layers import PADDINGS
 

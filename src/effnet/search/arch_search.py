@@ -36,7 +36,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..arch import Network, cost
-from ..fsutil import atomic_path, atomic_write_text
+from ..fsutil import atomic_savefig, atomic_write_text
 from .arch_space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
 from .keyed_study import KIND_ATTR, SETTINGS_ATTR
@@ -495,8 +495,7 @@ def plot_accuracy_vs_macs(rows: list[dict[str, Any]], path: str | Path, *, targe
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    atomic_savefig(fig, path)
     plt.close(fig)
 
 

@@ -1,12 +1,11 @@
 """Figures for searches and studies, drawn with matplotlib's object API (no global pyplot state)."""
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from ..fsutil import atomic_write_bytes
+from ..fsutil import atomic_savefig
 
 
 def _figure(width: float = 6.4, height: float = 4.8):
@@ -19,10 +18,7 @@ def _figure(width: float = 6.4, height: float = 4.8):
 
 
 def _save(fig, path: str | Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return atomic_savefig(fig, path, bbox_inches="tight")
 
 
 def grid_heatmap(

@@ -18,7 +18,7 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 from ..arch import ALPHA, BETA, GAMMA, Network, cost, scale
 from ..errors import EffnetError

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..arch import Network, cost
-from ..fsutil import atomic_path, atomic_write_text
+from ..fsutil import atomic_savefig, atomic_write_text
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig
@@ -715,8 +715,7 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Pat
     if title:
         ax.set_title(title, fontsize=9, wrap=True)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    atomic_savefig(fig, path, dpi=100)
 
 
 def summary_text(metrics: dict[str, Any], run_dir: Path) -> str:
@@ -745,6 +744,6 @@ def summary_text(metrics: dict[str, Any], run_dir: Path) -> str:
     per_class = ", ".join(f"{name} {acc:.3f}" if acc is not None else f"{name} -"
                           for name, acc in zip(metrics["class_names"], test["best"]["per_class"]))
     lines.append(f"per class      {per_class}")
-    lines.append(f"files          config.yaml, metrics.csv, metrics.json, best.safetensors, last.safetensors, "
-                 f"confusion.png, tensorboard/, checkpoints/")
+    lines.append("files          config.yaml, metrics.csv, metrics.json, best.safetensors, last.safetensors, "
+                 "confusion.png, tensorboard/, checkpoints/")
     return "\n".join(lines)
