@@ -58,6 +58,18 @@ def test_onnx_export_has_dynamic_shapes_and_matches_pytorch(tmp_path, padding):
     assert all(c.max_abs_output > 1e-3 for c in checks), "outputs large enough for the tolerance to mean something"
 
 
+
+def test_squeeze_excite_pools_with_global_average_pool_in_onnx(tmp_path):
+    # GlobalAveragePool stays in ONNX Runtime's blocked layout (fp32) and becomes an integer op in
+    # INT8 graphs; a ReduceMean would force a layout conversion in every block
+    model = tiny_model()
+    graph = onnx.load(str(export_onnx(model, tmp_path / "m.onnx", example_size=64))).graph
+    ops = [n.op_type for n in graph.node]
+    blocks_with_se = sum(1 for m in model.modules() if type(m).__name__ == "SqueezeExcite")
+    assert blocks_with_se > 0
+    assert "ReduceMean" not in ops
+    assert ops.count("GlobalAveragePool") == blocks_with_se + 1  # and the head's pooling
+
 def test_torchscript_export_runs_at_any_size(tmp_path):
     model = tiny_model("same")
     path = export_torchscript(model, tmp_path / "m.pt")
