@@ -10,6 +10,7 @@ import pytest
 import effnet.cli as cli
 from effnet.analysis.bench import BenchResult, PeakRSS, _add_ratios, bench_table, peer_model, run_bench
 from effnet.arch import get_network, scale
+from effnet.deploy.runtime import time_interleaved
 
 
 @pytest.fixture
@@ -91,3 +92,26 @@ def test_bench_command_rejects_unknown_paths(monkeypatch, capsys):
     monkeypatch.setattr(cli, "COMMANDS", ["bench"])
     assert cli.main(["bench", "--paths", "eager,warp"]) == 2
     assert capsys.readouterr().err.startswith("effnet bench: error: unknown path 'warp'")
+
+
+def test_interleaved_timing_visits_paths_in_turn_with_one_untimed_call_after_each_switch():
+    calls: list[str] = []
+    runners = [lambda: calls.append("a"), lambda: calls.append("b")]
+    times, errors = time_interleaved(runners, repeats=5, rounds=2)
+    assert [len(t) for t in times] == [5, 5]
+    assert errors == [None, None]
+    # round 1 times 3 calls of each, round 2 times 2; each visit starts with an untimed call
+    assert "".join(calls) == "aaaa" + "bbbb" + "aaa" + "bbb"
+
+
+def test_interleaved_timing_drops_a_failing_path_and_keeps_timing_the_others():
+    count = {"n": 0}
+
+    def flaky():
+        count["n"] += 1
+        if count["n"] == 3:
+            raise RuntimeError("out of memory")
+
+    times, errors = time_interleaved([flaky, lambda: None], repeats=6, rounds=3)
+    assert isinstance(errors[0], RuntimeError) and errors[1] is None
+    assert len(times[1]) == 6 and len(times[0]) < 6

@@ -1,10 +1,15 @@
 """Inference benchmarks: our model's eager and optimised paths against torchvision and timm.
 
-Every path runs the same input (random, float32, NCHW) for ``warmup`` untimed and ``repeats``
-timed batches; latency is wall time per batch, throughput is images divided by the total timed
-wall time, and peak memory is the largest resident-set size sampled every 5 ms while the path is
-set up and run, above the process's resident size just before (so it includes export and
-compilation buffers and whatever the allocator keeps).
+Every path runs the same input (random, float32, NCHW). For each model and batch size all paths
+are set up first (export, compilation, ``warmup`` untimed batches); then the ``repeats`` timed
+batches of every path are taken in interleaved rounds: each round runs every path a few times, and
+the first batch after switching paths is run but not timed, because the previous path's worker
+threads (ONNX Runtime's and OpenMP's spin for a while after a run) still compete for the cores.
+A change in machine load during the run so affects all paths alike, and the ratios between rows
+are what the benchmark is for. Latency is wall time per batch, throughput is images divided by the
+total timed wall time, and peak memory is the largest resident-set size sampled every 5 ms while
+the path is set up and warmed up, above the process's resident size just before (so it includes
+export and compilation buffers and whatever the allocator keeps).
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from ..deploy.runtime import time_interleaved
 
 #: Our paths, in the order they run.
 PATHS = ("eager", "channels_last", "compile", "onnxruntime", "int8")
@@ -90,17 +97,6 @@ class PeakRSS:
             self._thread.join()
             self._peak = max(self._peak, _rss_bytes())
             self.peak_mib = (self._peak - self._base) / 2**20
-
-
-def time_runs(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
 
 
 # ----- paths ---------------------------------------------------------------------------------
@@ -191,20 +187,36 @@ def _peer(model: nn.Module, impl: str, path: str, x: torch.Tensor, tmp: Path) ->
     return _ort_runner(onnx_path, x)
 
 
-def _measure(result: BenchResult, setup: Callable[[], Callable[[], object]], repeats: int, warmup: int) -> BenchResult:
+def _skip_note(exc: BaseException) -> str:
+    lines = traceback.format_exception_only(type(exc), exc)
+    return f"skipped: {lines[-1].strip()[:200]}"
+
+
+def _prepare(result: BenchResult, setup: Callable[[], Callable[[], object]], warmup: int) -> Callable[[], object] | None:
+    """Set the path up and warm it up, recording its peak memory; ``None`` (and a note) if it cannot run."""
     try:
         with PeakRSS() as mem:
             run = setup()
-            times = time_runs(run, repeats, warmup)
+            for _ in range(max(1, warmup)):
+                run()
     except Exception as exc:  # a path that cannot run on this machine is reported, not fatal
-        lines = traceback.format_exception_only(type(exc), exc)
-        result.note = f"skipped: {lines[-1].strip()[:200]}"
-        return result
-    result.throughput = result.batch_size * len(times) / sum(times)
-    result.p50_ms = 1000 * float(np.percentile(times, 50))
-    result.p95_ms = 1000 * float(np.percentile(times, 95))
+        result.note = _skip_note(exc)
+        return None
     result.peak_mem_mib = mem.peak_mib
-    return result
+    return run
+
+
+def _measure_all(entries: Sequence[tuple[BenchResult, Callable[[], object]]], repeats: int) -> None:
+    """Time the prepared paths of one setting in interleaved rounds and fill in their results."""
+    all_times, errors = time_interleaved([run for _, run in entries], repeats)
+    for (result, _), times, error in zip(entries, all_times, errors):
+        if error is not None:
+            result.note = _skip_note(error)
+            result.peak_mem_mib = None
+            continue
+        result.throughput = result.batch_size * len(times) / sum(times)
+        result.p50_ms = 1000 * float(np.percentile(times, 50))
+        result.p95_ms = 1000 * float(np.percentile(times, 95))
 
 
 def run_bench(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), img_size: int | None = None,
@@ -250,19 +262,28 @@ def _run(models, batch_sizes, img_size, paths, peers, repeats, warmup, say) -> l
             tmp = Path(tmpdir)
             for batch in batch_sizes:
                 x = torch.randn(batch, model.in_chans, size, size, generator=torch.Generator().manual_seed(0))
+                ready: list[tuple[BenchResult, Callable[[], object]]] = []
                 for path in paths:
-                    say(f"{name} batch {batch} {size}px: effnet {path}")
+                    say(f"{name} batch {batch} {size}px: preparing effnet {path}")
                     r = BenchResult(name, "effnet", path, batch, size)
-                    results.append(_measure(r, lambda: _ours(model, path, x, tmp), repeats, warmup))
+                    results.append(r)
+                    run = _prepare(r, lambda: _ours(model, path, x, tmp), warmup)
+                    if run is not None:
+                        ready.append((r, run))
                 for impl, peer in peer_models.items():
                     for path in PEER_PATHS:
                         r = BenchResult(name, impl, path, batch, size)
+                        results.append(r)
                         if isinstance(peer, str):
                             r.note = f"skipped: {peer}"
-                            results.append(r)
                             continue
-                        say(f"{name} batch {batch} {size}px: {impl} {path}")
-                        results.append(_measure(r, lambda: _peer(peer, impl, path, x, tmp), repeats, warmup))
+                        say(f"{name} batch {batch} {size}px: preparing {impl} {path}")
+                        run = _prepare(r, lambda: _peer(peer, impl, path, x, tmp), warmup)
+                        if run is not None:
+                            ready.append((r, run))
+                say(f"{name} batch {batch} {size}px: timing {len(ready)} paths, interleaved")
+                _measure_all(ready, repeats)
+                del ready  # free this setting's sessions and compiled models before the next
     _add_ratios(results)
     return results
 
@@ -327,8 +348,8 @@ def bench_table(results: Sequence[BenchResult], repeats: int | None = None) -> s
     lines = ["  ".join(v.rjust(w) if i >= 3 else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    how = (f"CPU inference, random float32 input; {repeats} timed batches after warm-up per row; "
-           if repeats else "CPU inference, random float32 input; ")
+    how = (f"CPU inference, random float32 input; {repeats} timed batches per row, interleaved with the "
+           "other rows of its setting; " if repeats else "CPU inference, random float32 input; ")
     lines.append(how + "img/s = images / total timed wall time; p50/p95 = per-batch latency; "
                  "peak MiB = resident memory above the start of the row; ratio = img/s / best peer img/s.")
     lines += [f"note: {n}" for n in notes]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -22,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..fsutil import atomic_path
-from .runtime import ort_session, run_session
+from .runtime import ort_session, run_session, time_interleaved
 
 
 class _Batches:
@@ -107,18 +106,18 @@ def evaluate_onnx(session, dataset: Dataset, batch_size: int = 32) -> float:
 
 def session_throughput(sessions: Sequence, shape: tuple[int, int, int, int], repeats: int = 20,
                        warmup: int = 3) -> list[float]:
-    """Images per second of each session on random input of ``shape``: the median over ``repeats``
-    rounds, each round running every session once, so a change in machine load affects all alike."""
+    """Images per second of each session on random input of ``shape`` (median time per batch),
+    timed in interleaved rounds (:func:`effnet.deploy.runtime.time_interleaved`), so a change in
+    machine load affects all sessions alike."""
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-    for session in sessions:
+    runners = [lambda s=session: run_session(s, x) for session in sessions]
+    for run in runners:
         for _ in range(warmup):
-            run_session(session, x)
-    times: list[list[float]] = [[] for _ in sessions]
-    for _ in range(repeats):
-        for i, session in enumerate(sessions):
-            t = time.perf_counter()
-            run_session(session, x)
-            times[i].append(time.perf_counter() - t)
+            run()
+    times, errors = time_interleaved(runners, repeats)
+    for error in errors:
+        if error is not None:
+            raise error
     return [shape[0] / float(np.median(t)) for t in times]
 
 

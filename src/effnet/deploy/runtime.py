@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -52,3 +53,31 @@ def run_session(session, batch: np.ndarray) -> list[np.ndarray]:
 
 def output_names(session) -> Sequence[str]:
     return [o.name for o in session.get_outputs()]
+
+
+#: Interleaved rounds per benchmark setting (fewer when ``repeats`` is smaller).
+ROUNDS = 5
+
+
+def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int,
+                     rounds: int = ROUNDS) -> tuple[list[list[float]], list[BaseException | None]]:
+    """``repeats`` timed calls of each runner, taken in ``rounds`` rounds that visit every runner in
+    turn; each visit starts with one untimed call (the previous runner's threads may still spin).
+    A runner that raises is dropped from later rounds; returns the times and each runner's error."""
+    rounds = max(1, min(rounds, repeats))
+    counts = [repeats // rounds + (1 if i < repeats % rounds else 0) for i in range(rounds)]
+    times: list[list[float]] = [[] for _ in runners]
+    errors: list[BaseException | None] = [None for _ in runners]
+    for count in counts:
+        for i, run in enumerate(runners):
+            if errors[i] is not None:
+                continue
+            try:
+                run()
+                for _ in range(count):
+                    t = time.perf_counter()
+                    run()
+                    times[i].append(time.perf_counter() - t)
+            except Exception as exc:  # reported as the path's note; the other paths go on
+                errors[i] = exc
+    return times, errors
