@@ -13,7 +13,7 @@ import effnet.cli as cli
 from effnet.arch import get_network, scale
 from effnet.data import synthetic_splits
 from effnet.deploy.export import export_onnx
-from effnet.deploy.quantize import dataset_batches, evaluate_onnx, quantize_model, quantize_onnx
+from effnet.deploy.quantize import dataset_batches, evaluate_onnx, int8_speed_note, quantize_model, quantize_onnx
 from effnet.deploy.runtime import ort_session
 from effnet.weights import save_model
 from effnet.weights.meta import Preprocessing
@@ -87,6 +87,7 @@ def test_quantize_report_measures_accuracy_change_and_speedup(tmp_path, trained)
     assert report.fp32_img_s > 0 and report.int8_img_s > 0
     assert report.speedup == pytest.approx(report.int8_img_s / report.fp32_img_s)
     assert "change" in report.text() and "speed-up" in report.text()
+    assert "note: SiLU" in report.text(), "a B0-shaped model says what bounds its INT8 speed-up"
 
 
 def test_quantize_command_on_a_checkpoint_writes_model_and_json(tmp_path, trained, monkeypatch, capsys):
@@ -121,3 +122,9 @@ def test_every_calibration_method_gives_a_working_model_and_unknown_ones_are_ref
         assert 0.0 <= evaluate_onnx(ort_session(out), splits.test) <= 1.0
     with pytest.raises(ValueError, match="calibration method"):
         quantize_onnx(fp32, tmp_path / "x.onnx", [], method="mse")
+
+
+def test_int8_note_names_what_limits_the_speed_up_and_is_silent_for_lite():
+    b0_note = int8_speed_note(effnet.create_model("efficientnet_b0"))
+    assert "SiLU" in b0_note and "squeeze-excite" in b0_note
+    assert int8_speed_note(effnet.create_model("efficientnet_lite0")) == ""

@@ -137,6 +137,7 @@ class QuantizeReport:
     int8_img_s: float
     batch_size: int
     repeats: int
+    note: str = ""
 
     @property
     def delta_points(self) -> float:
@@ -158,7 +159,23 @@ class QuantizeReport:
             f"  top-1 INT8 (ONNX Runtime) {100 * self.int8_top1:6.2f}%   change {self.delta_points:+.2f} points",
             f"speed, batch {self.batch_size} at {self.img_size}x{self.img_size}, median of {self.repeats} interleaved runs each:",
             f"  fp32 {self.fp32_img_s:8.1f} img/s   INT8 {self.int8_img_s:8.1f} img/s   speed-up {self.speedup:.2f}x",
-        ])
+        ] + ([f"note: {self.note}"] if self.note else []))
+
+
+def int8_speed_note(model: nn.Module) -> str:
+    """Why an INT8 model of this architecture gains less speed than its convolutions would allow."""
+    desc = getattr(model, "desc", None)
+    if desc is None:
+        return ""
+    parts = []
+    if desc.activation == "silu":
+        parts.append("SiLU (a sigmoid lookup and a product per activation)")
+    if any(b.se_ratio > 0 for b in desc.blocks()):
+        parts.append("squeeze-excite (pooling, gate and a product per block)")
+    if not parts:
+        return ""
+    return (f"{' and '.join(parts)} run as separate integer operators between the convolutions, which "
+            "bounds the speed-up; EfficientNet-Lite (ReLU6, no squeeze-excite) quantises to convolutions alone")
 
 
 def _eval_view(train: Dataset, eval_like: Dataset) -> Dataset:
@@ -206,4 +223,4 @@ def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_imag
         shape = (batch_size, int(x0.shape[0]), size, size)
         fp32_speed, int8_speed = session_throughput([fp32_sess, int8_sess], shape, repeats)
     return QuantizeReport(str(out), eval_split, len(held_out), n_calib, method, size, fp32_acc, int8_acc,
-                          fp32_speed, int8_speed, batch_size, repeats)
+                          fp32_speed, int8_speed, batch_size, repeats, int8_speed_note(model))
