@@ -16,8 +16,12 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="'elpv', 'synthetic', an image folder or a .csv list")
     p.add_argument("--out", required=True, metavar="FILE.onnx")
     p.add_argument("--calib-images", type=int, default=200, help="training images used for calibration (default 200)")
-    p.add_argument("--calibration", choices=("percentile", "minmax", "entropy"), default="percentile",
-                   help="activation range calibration (default percentile)")
+    p.add_argument("--calibration", choices=("percentile", "minmax", "entropy"), default=None,
+                   help="activation range calibration (default percentile; minmax with --qat-epochs)")
+    p.add_argument("--qat-epochs", type=float, default=0.0,
+                   help="first fine-tune a copy this many epochs with INT8 rounding simulated (quantisation-"
+                        "aware training; fractions allowed; default 0: post-training quantisation only)")
+    p.add_argument("--qat-lr", type=float, default=2e-5, help="learning rate of that fine-tuning (default 2e-5)")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
     p.add_argument("--eval-split", choices=("val", "test"), default="test")
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on at most this many held-out images")
@@ -34,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.quantize import quantize_model
     from ..fsutil import atomic_write_text
 
+    if args.qat_epochs < 0 or args.qat_lr <= 0:
+        raise ValueError(f"--qat-epochs must be >= 0 and --qat-lr > 0, got {args.qat_epochs:g} and {args.qat_lr:g}")
     if not str(args.out).endswith(".onnx"):
         raise ValueError(f"--out must name a .onnx file, got {args.out}")
     model = load_model_arg(args.model, pretrained=args.pretrained)
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                          limit_per_class=args.limit_per_class)
     report = quantize_model(model, splits, args.out, calib_images=args.calib_images, img_size=size,
                             eval_split=args.eval_split, eval_limit=args.eval_limit, repeats=args.repeats,
-                            method=args.calibration)
+                            method=args.calibration, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr)
     print(report.text())
     if args.json:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")

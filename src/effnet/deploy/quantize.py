@@ -138,6 +138,8 @@ class QuantizeReport:
     batch_size: int
     repeats: int
     note: str = ""
+    qat_epochs: float = 0.0
+    qat_lr: float = 0.0
 
     @property
     def delta_points(self) -> float:
@@ -153,6 +155,8 @@ class QuantizeReport:
     def text(self) -> str:
         return "\n".join([
             f"INT8 model: {self.out}",
+            *([f"quantisation-aware fine-tuning first: {self.qat_epochs:g} epochs at learning rate {self.qat_lr:g}"]
+              if self.qat_epochs else []),
             f"calibrated ({self.calibration}) on {self.calib_images} training images; accuracy on {self.eval_images} "
             f"{self.eval_split} images at {self.img_size}x{self.img_size}",
             f"  top-1 fp32 (ONNX Runtime) {100 * self.fp32_top1:6.2f}%",
@@ -190,12 +194,18 @@ def _eval_view(train: Dataset, eval_like: Dataset) -> Dataset:
 def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_images: int = 200,
                    img_size: int | None = None, eval_split: str = "test", eval_limit: int | None = None,
                    batch_size: int = 1, repeats: int = 20, opset: int = 17,
-                   method: str = "percentile") -> QuantizeReport:
+                   method: str | None = None, qat_epochs: float = 0.0,
+                   qat_lr: float = 2e-5) -> QuantizeReport:
     """Export ``model`` to fp32 ONNX, quantise it to INT8 at ``out_path`` and compare the two.
 
     ``splits`` is an :class:`effnet.data.Splits` built at ``img_size``; calibration uses up to
     ``calib_images`` training images, accuracy the whole ``eval_split`` (or ``eval_limit`` images).
+    With ``qat_epochs`` the INT8 model is made from a copy fine-tuned that long with INT8 rounding
+    simulated (:func:`effnet.deploy.qat.qat_finetune`, on the training images without augmentation);
+    the fp32 side of the comparison stays ``model`` itself. ``method`` defaults to ``percentile``
+    calibration, or ``minmax`` after QAT (whose simulated ranges are minima and maxima).
     """
+    method = method or ("minmax" if qat_epochs else "percentile")
     from .export import export_onnx
 
     if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
@@ -216,11 +226,18 @@ def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_imag
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", opset=opset, example_size=size)
         calib = _eval_view(splits.train, splits.val)
         n_calib = min(calib_images, len(calib))
-        quantize_onnx(fp32, out, dataset_batches(calib, n_calib), method=method)
+        source = fp32
+        if qat_epochs:
+            from .qat import qat_finetune
+
+            tuned = qat_finetune(model, calib, epochs=qat_epochs, lr=qat_lr)
+            source = export_onnx(tuned, Path(tmp) / "qat.onnx", opset=opset, example_size=size)
+        quantize_onnx(source, out, dataset_batches(calib, n_calib), method=method)
         fp32_sess, int8_sess = ort_session(fp32), ort_session(out)
         fp32_acc = evaluate_onnx(fp32_sess, held_out)
         int8_acc = evaluate_onnx(int8_sess, held_out)
         shape = (batch_size, int(x0.shape[0]), size, size)
         fp32_speed, int8_speed = session_throughput([fp32_sess, int8_sess], shape, repeats)
     return QuantizeReport(str(out), eval_split, len(held_out), n_calib, method, size, fp32_acc, int8_acc,
-                          fp32_speed, int8_speed, batch_size, repeats, int8_speed_note(model))
+                          fp32_speed, int8_speed, batch_size, repeats, int8_speed_note(model),
+                          float(qat_epochs), qat_lr if qat_epochs else 0.0)
