@@ -97,7 +97,7 @@ def test_bench_command_rejects_unknown_paths(monkeypatch, capsys):
 def test_interleaved_timing_visits_paths_in_turn_with_one_untimed_call_after_each_switch():
     calls: list[str] = []
     runners = [lambda: calls.append("a"), lambda: calls.append("b")]
-    times, errors = time_interleaved(runners, repeats=5, rounds=2)
+    times, errors = time_interleaved(runners, repeats=5, rounds=2, settle=0)
     assert [len(t) for t in times] == [5, 5]
     assert errors == [None, None]
     # round 1 times 3 calls of each, round 2 times 2; each visit starts with an untimed call
@@ -112,6 +112,6 @@ def test_interleaved_timing_drops_a_failing_path_and_keeps_timing_the_others():
         if count["n"] == 3:
             raise RuntimeError("out of memory")
 
-    times, errors = time_interleaved([flaky, lambda: None], repeats=6, rounds=3)
+    times, errors = time_interleaved([flaky, lambda: None], repeats=6, rounds=3, settle=0)
     assert isinstance(errors[0], RuntimeError) and errors[1] is None
     assert len(times[1]) == 6 and len(times[0]) < 6

@@ -59,10 +59,16 @@ def output_names(session) -> Sequence[str]:
 ROUNDS = 5
 
 
-def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int,
-                     rounds: int = ROUNDS) -> tuple[list[list[float]], list[BaseException | None]]:
+#: Pause before each visit: ONNX Runtime's (and OpenMP's) worker threads keep spinning for tens of
+#: milliseconds after a run and, on a 2-core machine, slowed the next runner's first calls up to 3x.
+SETTLE_S = 0.1
+
+
+def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int, rounds: int = ROUNDS,
+                     settle: float = SETTLE_S) -> tuple[list[list[float]], list[BaseException | None]]:
     """``repeats`` timed calls of each runner, taken in ``rounds`` rounds that visit every runner in
-    turn; each visit starts with one untimed call (the previous runner's threads may still spin).
+    turn, so a change in machine load affects all alike. Each visit starts with a pause of
+    ``settle`` seconds and one untimed call, so the previous runner's threads are idle again.
     A runner that raises is dropped from later rounds; returns the times and each runner's error."""
     rounds = max(1, min(rounds, repeats))
     counts = [repeats // rounds + (1 if i < repeats % rounds else 0) for i in range(rounds)]
@@ -73,6 +79,7 @@ def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int,
             if errors[i] is not None:
                 continue
             try:
+                time.sleep(settle)
                 run()
                 for _ in range(count):
                     t = time.perf_counter()
