@@ -115,3 +115,11 @@ def test_interleaved_timing_drops_a_failing_path_and_keeps_timing_the_others():
     times, errors = time_interleaved([flaky, lambda: None], repeats=6, rounds=3, settle=0)
     assert isinstance(errors[0], RuntimeError) and errors[1] is None
     assert len(times[1]) == 6 and len(times[0]) < 6
+
+
+def test_interleaved_timing_defaults_to_short_visits_of_at_most_five_calls():
+    calls: list[str] = []
+    time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], repeats=12, settle=0)
+    runs = "".join(calls).replace("ab", "a|b").replace("ba", "b|a").split("|")
+    assert all(len(r) - 1 <= 5 for r in runs), runs  # one untimed call per visit
+    assert calls.count("a") == 12 + len([r for r in runs if r[0] == "a"])

@@ -2,7 +2,7 @@
 
 Every path runs the same input (random, float32, NCHW). For each model and batch size all paths
 are set up first (export, compilation, ``warmup`` untimed batches); then the ``repeats`` timed
-batches of every path are taken in interleaved rounds: each round runs every path a few times;
+batches of every path are taken in interleaved rounds: each round runs every path 5 times;
 switching paths pauses 0.1 s and runs one untimed batch, because the previous path's worker threads
 (ONNX Runtime's and OpenMP's spin for tens of milliseconds after a run) still compete for the cores.
 A change in machine load during the run so affects all paths alike, and the ratios between rows

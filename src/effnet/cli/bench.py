@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--paths", type=_csv, default=list(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
     p.add_argument("--peers", type=_csv, default=list(PEERS),
                    help=f"comma-separated subset of {','.join(PEERS)}; 'none' for no peers")
-    p.add_argument("--repeats", type=int, default=20, help="timed batches per row, taken in 5 rounds interleaved with the other rows (default 20)")
+    p.add_argument("--repeats", type=int, default=20, help="timed batches per row, taken 5 at a time in rounds interleaved with the other rows (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first (default 3)")
     p.add_argument("--threads", type=int, default=None, help="threads for PyTorch and ONNX Runtime (default: cores)")
     p.add_argument("--json", metavar="FILE", help="write results, machine and versions as JSON")

@@ -68,6 +68,7 @@ class _Simulation:
 
     def __init__(self, model: nn.Module) -> None:
         from ..nn.blocks import _Residual
+        from ..nn.layers import SqueezeExcite
 
         self.model = model
         self.handles = []
@@ -79,8 +80,7 @@ class _Simulation:
                 parametrize.register_parametrization(module, "weight", WeightFakeQuant())
                 self.weighted.append(module)
                 self._hook_output(module)
-            elif isinstance(module, _ACTIVATIONS) or isinstance(module, _Residual) \
-                    or type(module).__name__ == "SqueezeExcite":
+            elif isinstance(module, (*_ACTIVATIONS, _Residual, SqueezeExcite)):
                 self._hook_output(module)
 
     def _observer(self) -> ActivationFakeQuant:

@@ -55,8 +55,9 @@ def output_names(session) -> Sequence[str]:
     return [o.name for o in session.get_outputs()]
 
 
-#: Interleaved rounds per benchmark setting (fewer when ``repeats`` is smaller).
-ROUNDS = 5
+#: Timed calls per visit in interleaved timing: short visits, many rounds. This machine's speed
+#: drifts by tens of percent within seconds (a shared host), so each runner must be sampled often.
+CALLS_PER_VISIT = 5
 
 
 #: Pause before each visit: ONNX Runtime's (and OpenMP's) worker threads keep spinning for tens of
@@ -64,12 +65,15 @@ ROUNDS = 5
 SETTLE_S = 0.1
 
 
-def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int, rounds: int = ROUNDS,
+def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int, rounds: int | None = None,
                      settle: float = SETTLE_S) -> tuple[list[list[float]], list[BaseException | None]]:
-    """``repeats`` timed calls of each runner, taken in ``rounds`` rounds that visit every runner in
-    turn, so a change in machine load affects all alike. Each visit starts with a pause of
+    """``repeats`` timed calls of each runner, taken in ``rounds`` rounds (default: visits of
+    :data:`CALLS_PER_VISIT` calls) that visit every runner in turn, so a change in machine load
+    affects all alike. Each visit starts with a pause of
     ``settle`` seconds and one untimed call, so the previous runner's threads are idle again.
     A runner that raises is dropped from later rounds; returns the times and each runner's error."""
+    if rounds is None:
+        rounds = -(-repeats // CALLS_PER_VISIT)
     rounds = max(1, min(rounds, repeats))
     counts = [repeats // rounds + (1 if i < repeats % rounds else 0) for i in range(rounds)]
     times: list[list[float]] = [[] for _ in runners]
