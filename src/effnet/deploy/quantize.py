@@ -4,8 +4,10 @@ Weights are quantised per output channel (int8), activations per tensor (uint8),
 ONNX Runtime fuses the QuantizeLinear/DequantizeLinear pairs into integer kernels. Activation
 ranges are calibrated on images from the training split, passed through the eval transforms so
 calibration sees what inference sees; the default calibration takes a high percentile of each
-activation's magnitudes rather than its extremes, which on ELPV kept EfficientNet-B0's accuracy
-where min/max ranges lost 5 points (see ``benchmarks/results/deploy-cpu.md``).
+activation's magnitudes rather than its extremes. On ELPV that kept a weak B0's accuracy where
+min/max ranges lost 5 points, but a well-trained B0 lost about 4 points with either; a few epochs
+of quantisation-aware fine-tuning first (``qat_epochs``, :mod:`effnet.deploy.qat`) brought the loss
+to within a point (``benchmarks/results/deploy-cpu.md``).
 """
 from __future__ import annotations
 
@@ -205,9 +207,9 @@ def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_imag
     the fp32 side of the comparison stays ``model`` itself. ``method`` defaults to ``percentile``
     calibration, or ``minmax`` after QAT (whose simulated ranges are minima and maxima).
     """
-    method = method or ("minmax" if qat_epochs else "percentile")
     from .export import export_onnx
 
+    method = method or ("minmax" if qat_epochs else "percentile")
     if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
         raise ValueError(f"calib_images must be a positive integer, got {calib_images!r}")
     if eval_split not in ("val", "test"):
