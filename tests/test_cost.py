@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from effnet.arch import EFFICIENTNET_B0, EFFICIENTNET_LITE0, Network, Stage, Stem, cost, get_network, list_networks, scale
+from effnet.arch import EFFICIENTNET_B0, Network, Stage, Stem, cost, get_network, list_networks, scale
 from effnet.nn import build
 
 # torchvision's published metadata: trainable parameters and GMACs at its eval crop
@@ -83,15 +83,6 @@ def test_cost_of_non_square_input_and_more_input_channels():
 
 
 # ----- an independent count taken on a built module ---------------------------------------------
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small convolutions on a shared 2-core machine run fastest (and steadiest) on one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
     """Multiply-adds of every Conv2d and Linear, counted with forward hooks on the real module."""
     total = 0

@@ -17,15 +17,6 @@ from effnet.nn.blocks import NormOptions
 TINY = scale(EFFICIENTNET_B0, width=0.25, depth=0.5, image_size=32, name="tiny")  # fast to build and run
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small convolutions on a shared 2-core machine run fastest (and steadiest) on one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def blocks_of(model):
     return [blk for stage in model.stages for blk in stage]
 

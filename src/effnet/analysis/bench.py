@@ -18,7 +18,6 @@ import os
 import platform
 import tempfile
 import threading
-import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path

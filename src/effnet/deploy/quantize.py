@@ -6,8 +6,8 @@ ranges are calibrated on images from the training split, passed through the eval
 calibration sees what inference sees; the default calibration takes a high percentile of each
 activation's magnitudes rather than its extremes. On ELPV that kept a weak B0's accuracy where
 min/max ranges lost 5 points, but a well-trained B0 lost about 4 points with either; a few epochs
-of quantisation-aware fine-tuning first (``qat_epochs``, :mod:`effnet.deploy.qat`) brought the loss
-to within a point (``benchmarks/results/deploy-cpu.md``).
+of quantisation-aware fine-tuning first (``qat_epochs``, :mod:`effnet.deploy.qat`) brought the change
+to -1.02..+0.51 points over five runs (``benchmarks/results/deploy-cpu.md``).
 """
 from __future__ import annotations
 
