@@ -135,6 +135,31 @@ def test_quick_train_returns_metrics_and_writes_nothing(tiny, tmp_path, monkeypa
     assert quick_train(desc, tensor_splits(), img_size=32, epochs=2, batch_size=8, max_steps=4)["steps"] == 4
 
 
+def test_quick_train_reports_every_epoch_and_returns_per_image_predictions(tiny):
+    seen = []
+    m = quick_train(Network.load(tiny), tensor_splits(), img_size=32, epochs=3, batch_size=8, lr=0.02, seed=0,
+                    on_epoch=lambda epoch, acc: seen.append((epoch, acc)), predictions=True)
+    splits = tensor_splits()
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert seen[-1][1] == m["val_acc"]
+    assert len(m["val_pred"]) == len(splits.val) and len(m["test_pred"]) == len(splits.test)
+    val_hits = sum(p == t for p, t in zip(m["val_pred"], m["val_target"]))
+    assert val_hits / len(splits.val) == m["val_acc"]
+    assert m["val_target"] == [int(y) for _, y in splits.val]
+
+
+def test_quick_train_stops_when_the_epoch_callback_raises(tiny):
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch, acc):
+        raise Stop(epoch)
+
+    with pytest.raises(Stop):
+        quick_train(Network.load(tiny), tensor_splits(), img_size=32, epochs=3, batch_size=8, seed=0,
+                    on_epoch=stop_after_first)
+
+
 def test_quick_train_builds_the_model_with_the_overridden_settings(tiny, monkeypatch):
     built = {}
     import effnet.factory

@@ -67,46 +67,13 @@ class QuickTrainer:
         return None
 
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any) -> dict[str, Any]:
-        splits = self.splits(img_size)
-        desc = headless(desc.replace(num_classes=splits.num_classes), self.recipe)
-        if self.per_epoch:
-            return _train_reporting(desc, splits, img_size, self, seed, reporter)
         from ..train import quick_train
 
+        splits = self.splits(img_size)
+        desc = headless(desc.replace(num_classes=splits.num_classes), self.recipe)
+        # with per_epoch, the validation accuracy of every epoch goes to the trial's reporter (a pruner may stop it)
         out = quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size,
                           seed=seed, progress=False, max_steps=self.max_steps,
+                          on_epoch=reporter.report if self.per_epoch else None,
                           **quick_train_options(self.recipe, self.lr))
         return {"val_acc": float(out["val_acc"]), "train_time_s": float(out["train_time_s"]), "steps": int(out["steps"])}
-
-
-def _train_reporting(desc: Network, splits, img_size: int, t: QuickTrainer, seed: int, reporter: Any) -> dict[str, Any]:
-    """``quick_train`` under the trainer's recipe, evaluated after each epoch so that a pruner can stop the run.
-
-    ``quick_train`` evaluates only at the end, so the epoch loop is written out here with the
-    training layer's ``Trainer``; the config and the model are built as ``quick_train`` builds them
-    (``TrainConfig.for_model`` with the warm-up cut to a fifth of the run, then the recipe).
-    """
-    import torch
-
-    from ..factory import create_model
-    from ..train import TrainConfig, Trainer
-    from ..train.loop import resolve_device
-
-    base = TrainConfig.for_model(desc)
-    cfg = replace(base, epochs=t.epochs, batch_size=t.batch_size, seed=seed, img_size=img_size,
-                  max_steps=t.max_steps, warmup_epochs=min(base.warmup_epochs, t.epochs / 5),
-                  **quick_train_options(t.recipe, t.lr))
-    torch.manual_seed(seed)
-    model = create_model(desc, num_classes=splits.num_classes, drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path_rate,
-                         padding=cfg.padding, bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum)
-    torch.manual_seed(seed)
-    trainer = Trainer(cfg, model, splits.train, device=resolve_device(cfg))
-    acc = 0.0
-    while not trainer.done():
-        for _ in trainer.train_epoch():
-            pass
-        acc = float(trainer.evaluate(splits.val)["top1"])
-        reporter.report(trainer.epoch, acc)
-        if trainer.batch_in_epoch:  # stopped by max_steps inside an epoch
-            break
-    return {"val_acc": acc, "train_time_s": float(trainer.train_time_s), "steps": int(trainer.step)}

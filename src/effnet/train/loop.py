@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -101,11 +101,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 64, *, device: torch.device | None = None,
              amp_dtype: torch.dtype | None = None, channels_last: bool = False,
-             num_classes: int | None = None, workers: int = 0) -> dict[str, Any]:
+             num_classes: int | None = None, workers: int = 0, predictions: bool = False) -> dict[str, Any]:
     """Top-1, top-5 (5 or more classes), per-class accuracy, confusion matrix and mean cross-entropy.
 
     ``per_class[k]`` is the accuracy on images of class ``k`` (``None`` when the set has none);
-    ``confusion[true][predicted]`` counts images. The model's train/eval mode is restored.
+    ``confusion[true][predicted]`` counts images. With ``predictions=True`` the result also holds
+    ``pred`` and ``target``: the predicted and true class of every image, in the data set's order.
+    The model's train/eval mode is restored.
     """
     if len(dataset) == 0:
         raise ValueError("the evaluation set is empty")
@@ -116,6 +118,8 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 64, *, device
     model.eval()
     confusion: torch.Tensor | None = None
     loss_sum, top5_hits, n = 0.0, 0, 0
+    preds: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
     loader = eval_loader(dataset, batch_size, workers=workers, pin_memory=device.type == "cuda")
     try:
         with torch.inference_mode():
@@ -135,6 +139,9 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 64, *, device
                     raise ValueError(f"label {int(y.max())} is outside the model's {classes} classes")
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
                 pred = logits.argmax(1)
+                if predictions:
+                    preds.append(pred)
+                    targets.append(y)
                 confusion += torch.bincount(y * classes + pred, minlength=classes * classes).view(classes, classes)
                 if classes >= 5:
                     top5_hits += int((logits.topk(5, dim=1).indices == y[:, None]).any(1).sum())
@@ -153,6 +160,9 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 64, *, device
     }
     if classes >= 5:
         out["top5"] = top5_hits / n
+    if predictions:
+        out["pred"] = torch.cat(preds).tolist()
+        out["target"] = torch.cat(targets).tolist()
     return out
 
 
@@ -334,10 +344,10 @@ class Trainer:
         correct = distributed.all_reduce_mean(self.info, float(self.sums["correct"])) * self.info.world_size
         return {"train_loss": loss / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
-    def evaluate(self, dataset: Dataset, ema: bool = False) -> dict[str, Any]:
+    def evaluate(self, dataset: Dataset, ema: bool = False, predictions: bool = False) -> dict[str, Any]:
         model = self.ema.module if ema else self.model
         return evaluate(model, dataset, self.cfg.eval_batch_size, device=self.device, amp_dtype=self.amp_dtype,
-                        channels_last=self.cfg.channels_last)
+                        channels_last=self.cfg.channels_last, predictions=predictions)
 
 
 # ----- model and data set-up ------------------------------------------------------------
@@ -406,6 +416,7 @@ def _img_size(cfg: TrainConfig) -> int:
 
 def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: int, epochs: int, batch_size: int = 32,
                 lr: float | None = None, seed: int = 0, progress: bool = False, max_steps: int | None = None,
+                on_epoch: Callable[[int, float], None] | None = None, predictions: bool = False,
                 **overrides: Any) -> dict[str, Any]:
     """Train on ``splits`` without writing files; returns validation metrics, time and cost.
 
@@ -414,6 +425,11 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     ``val_acc_ema``, ``val_loss``, ``train_loss``, ``train_time_s``, ``steps``, ``images_per_s``,
     ``params`` and ``macs`` of the trained model (the description with the data set's classes;
     multiply-adds at ``img_size``, from ``effnet.arch.cost``).
+
+    ``on_epoch(epoch, val_acc)``, when given, is called after every epoch with the validation
+    accuracy of the current weights; it may raise (a pruner's ``TrialPruned``) to stop the run.
+    ``predictions=True`` adds ``val_pred``/``val_target`` and, where ``splits.test`` has images,
+    ``test_acc``/``test_pred``/``test_target`` (final weights; per image, in the split's order).
     """
     from ..factory import create_model, resolve_description
 
@@ -437,16 +453,28 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
         torch.manual_seed(seed)
         device = resolve_device(cfg)
         trainer = Trainer(cfg, model, splits.train, device=device, progress=progress)
+        raw = None
         while not trainer.done():
             for _ in trainer.train_epoch():
                 pass
+            if on_epoch is not None:
+                raw = trainer.evaluate(splits.val, predictions=predictions)
+                on_epoch(trainer.epoch, float(raw["top1"]))
             if trainer.batch_in_epoch:  # stopped by max_steps inside an epoch
                 break
-        raw = trainer.evaluate(splits.val)
+        if raw is None:
+            raw = trainer.evaluate(splits.val, predictions=predictions)
         ema = trainer.evaluate(splits.val, ema=True) if trainer.ema is not None else None
         train = trainer.epoch_train_metrics() if trainer.sums["seen"] else {"train_loss": float("nan")}
+        scored: dict[str, Any] = {}
+        if predictions:
+            scored = {"val_pred": raw["pred"], "val_target": raw["target"]}
+            if len(splits.test):
+                test = trainer.evaluate(splits.test, predictions=True)
+                scored.update(test_acc=test["top1"], test_pred=test["pred"], test_target=test["target"])
     c = cost(desc, img_size)
     return {
+        **scored,
         "val_acc": raw["top1"],
         "val_loss": raw["loss"],
         "val_acc_ema": ema["top1"] if ema else None,
