@@ -50,12 +50,25 @@ def _calibration_errors(method: str) -> Iterator[None]:
         raise ValueError(f"{method} calibration failed: {exc}{hint}") from None
 
 
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has 8-bit dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX)."""
+    import torch
+
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_vnni_supported", "_is_amx_tile_supported"))
+    return any(bool(p()) for p in probes if p is not None)
+
+
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray],
                   per_channel: bool = True, method: str = "percentile",
-                  op_types: Sequence[str] | None = None) -> Path:
+                  op_types: Sequence[str] | None = None, reduce_range: bool | None = None) -> Path:
     """Statically quantise an fp32 ONNX model to INT8 (QDQ), calibrating on ``calibration`` batches.
 
-    ``op_types`` limits which operators are quantised (``None``: every one ONNX Runtime can)."""
+    ``op_types`` limits which operators are quantised (``None``: every one ONNX Runtime can).
+    ``reduce_range`` quantises weights to 7 bits; ``None`` does so where this CPU lacks VNNI: there
+    ONNX Runtime's uint8 x int8 kernels add pairs of products in saturating 16-bit lanes, and full-range
+    weights overflow them (measured on an AVX2 EPYC: the tiny test network's mean output error
+    0.030 with full range, 0.019 with 7-bit weights).
+    """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -81,6 +94,7 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: Iter
                 quant_format=QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=methods[method],
+                reduce_range=not cpu_has_vnni() if reduce_range is None else reduce_range,
                 op_types_to_quantize=list(op_types) if op_types else None,
             )
     return out
