@@ -11,7 +11,7 @@ from torch import nn
 
 from effnet.arch import Network, cost
 from effnet.train import TrainConfig, evaluate, fit, quick_train
-from effnet.train.loop import Trainer
+from effnet.train.trainer import Trainer
 from train_helpers import TINY_JSON, tensor_splits, one_torch_thread
 
 TIME_KEYS = {"train_time_s", "images_per_s", "wall_time_s"}
@@ -39,7 +39,8 @@ def without_times(metrics: dict) -> dict:
 
 
 def test_fit_writes_a_complete_run_dir(tiny, tmp_path):
-    from effnet.weights import load_model, read_metadata
+    from effnet.factory import load_model
+    from effnet.weights import read_metadata
 
     result = fit(config(tiny, tmp_path / "run", epochs=2), progress=False, splits=tensor_splits())
     run = result.run_dir
@@ -99,7 +100,7 @@ def test_fit_refuses_to_overwrite_a_run_or_resume_nothing(tiny, tmp_path):
 
 
 def test_frozen_stages_keep_weights_and_statistics(tiny, tmp_path):
-    from effnet.train.loop import build_model
+    from effnet.train.setup import build_model
 
     cfg = config(tiny, tmp_path / "ft", epochs=1, freeze_stages=1, checkpoint_every_steps=0)
     torch.manual_seed(0)
