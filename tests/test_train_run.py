@@ -71,15 +71,7 @@ def test_resume_after_an_interruption_finishes_exactly_like_an_uninterrupted_run
     splits = tensor_splits()
     ref = fit(config(tiny, tmp_path / "ref"), progress=False, splits=splits)
 
-    original = Trainer._step
-    def interrupted(self, x, y):
-        if self.step == 5:  # after the checkpoint at step 4, mid-epoch 2
-            raise KeyboardInterrupt
-        return original(self, x, y)
-    monkeypatch.setattr(Trainer, "_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fit(config(tiny, tmp_path / "cut"), progress=False, splits=splits)
-    monkeypatch.setattr(Trainer, "_step", original)
+    run_interrupted(config(tiny, tmp_path / "cut"), splits, monkeypatch, at_step=5)  # after the checkpoint at step 4
     assert not (tmp_path / "cut" / "metrics.json").exists()
     resumed = fit(config(tiny, tmp_path / "cut"), progress=False, resume=True, splits=splits)
 
@@ -89,6 +81,21 @@ def test_resume_after_an_interruption_finishes_exactly_like_an_uninterrupted_run
         assert all(torch.equal(a[k], b[k]) for k in a), name
     assert without_times(resumed.metrics) == without_times(ref.metrics)
     assert (tmp_path / "cut" / "metrics.csv").read_text() == (tmp_path / "ref" / "metrics.csv").read_text()
+
+
+def run_interrupted(cfg: TrainConfig, splits, monkeypatch, at_step: int) -> None:
+    """``fit`` stopped by a KeyboardInterrupt as it starts optimizer step ``at_step + 1``."""
+    original = Trainer._step
+
+    def interrupted(self, x, y):
+        if self.step == at_step:
+            raise KeyboardInterrupt
+        return original(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, progress=False, splits=splits)
+    monkeypatch.setattr(Trainer, "_step", original)
 
 
 def test_fit_refuses_to_overwrite_a_run_or_resume_nothing(tiny, tmp_path):
@@ -232,15 +239,8 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tiny, tmp_pa
     splits = tensor_splits()
     ref = fit(config(tiny, tmp_path / "ref"), progress=False, splits=splits)
 
-    original = Trainer._step
-    def interrupted(self, x, y):
-        if self.step == 7:  # checkpoints at steps 4 (mid-epoch) and 6 (end of epoch 2) are on disk
-            raise KeyboardInterrupt
-        return original(self, x, y)
-    monkeypatch.setattr(Trainer, "_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fit(config(tiny, tmp_path / "cut"), progress=False, splits=splits)
-    monkeypatch.setattr(Trainer, "_step", original)
+    # checkpoints at steps 4 (mid-epoch) and 6 (end of epoch 2) are on disk
+    run_interrupted(config(tiny, tmp_path / "cut"), splits, monkeypatch, at_step=7)
     root = tmp_path / "cut" / "checkpoints"
     assert (root / "LATEST").read_text().strip() == "step-00000006"
     data = (root / "step-00000006" / "model.safetensors").read_bytes()

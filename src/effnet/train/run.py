@@ -98,7 +98,7 @@ def _fit(cfg: TrainConfig, progress: bool, resume: bool, splits, device: torch.d
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir, decisions=decisions)
     if resume:
-        state, used = _read_newest_readable(trainer, candidates, note, main)
+        state = _read_newest_readable(trainer, candidates, note, main)
         trainer.load_state(state)
         history, best = list(state["history"]), dict(state["best"])
         rng = state["rng"]
@@ -175,7 +175,7 @@ def _printer(enabled: bool):
     return say
 
 
-def _read_newest_readable(trainer: Trainer, candidates: list[Path], note, main: bool) -> tuple[dict[str, Any], Path]:
+def _read_newest_readable(trainer: Trainer, candidates: list[Path], note, main: bool) -> dict[str, Any]:
     """The train state of the newest checkpoint that reads whole, its weights loaded into ``trainer``.
 
     A checkpoint that does not read (truncated or corrupt files) is set aside by the main process
@@ -195,7 +195,7 @@ def _read_newest_readable(trainer: Trainer, candidates: list[Path], note, main: 
             aside = ckpt.set_aside(bad) if main else bad
             note(f"checkpoint {bad.name} is unreadable ({why}); resuming from {path.name}, "
                  f"the unreadable one kept as {aside.name}")
-        return state, path
+        return state
     raise ValueError(f"no checkpoint in {candidates[0].parent} can be read "
                      f"(newest: {failures[0][0].name}: {failures[0][1]})")
 
