@@ -49,7 +49,7 @@ def child(spec: dict, steps: int, warmup: int, batch: int, size: int, threads: i
     from torch.utils.data import Dataset
 
     from effnet.train import TrainConfig
-    from effnet.train.loop import Trainer
+    from effnet.train.trainer import Trainer
 
     if threads:
         torch.set_num_threads(threads)

@@ -206,6 +206,21 @@ def test_single_channel_preprocessing_gives_one_channel_tensors():
     assert make_transforms(pre, 32, train=False)(Image.new("RGB", (50, 50))).shape == (1, 32, 32)
 
 
+def test_random_crop_scale_is_sized_to_the_resolution():
+    from torchvision.transforms import v2
+
+    from effnet.data import crop_scale_for
+
+    assert crop_scale_for(224) == 0.08 and crop_scale_for(600) == 0.08  # the paper's 8%
+    assert crop_scale_for(64) == pytest.approx(0.28) and crop_scale_for(16) == 1.0
+    for augment in ("none", "autoaugment"):
+        crop = make_transforms(None, 32, train=True, augment=augment).transforms[0]
+        assert isinstance(crop, v2.RandomResizedCrop) and crop.scale == (pytest.approx(0.56), 1.0)
+    assert make_transforms(None, 32, train=True, augment="none", crop_scale=0.9).transforms[0].scale == (0.9, 1.0)
+    with pytest.raises(ValueError, match="crop_scale"):
+        make_transforms(None, 32, train=True, crop_scale=0.0)
+
+
 def test_unknown_augmentation_is_rejected():
     with pytest.raises(ValueError, match="augment must be one of"):
         make_transforms(None, 32, train=True, augment="mixup")

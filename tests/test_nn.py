@@ -57,6 +57,23 @@ def test_same_padding_model_differs_from_symmetric_on_even_inputs_only_through_s
         assert not torch.allclose(same(x), sym(x))  # even inputs: TF pads (0, 1), symmetric pads (1, 1)
 
 
+@pytest.mark.parametrize("size", [(8, 8), (7, 7), (16, 9)])
+def test_resnet_max_pool_follows_the_padding_convention(size):
+    from effnet.nn.layers import MaxPool2dSame
+
+    resnet_same = build(get_network("resnet50"), padding="same")
+    assert isinstance(resnet_same.stem_pool, MaxPool2dSame)
+    assert type(build(get_network("resnet50")).stem_pool) is nn.MaxPool2d
+    x = torch.randn(1, 2, *size)
+    top, bottom = tf_same_pad(size[0], 3, 2)
+    left, right = tf_same_pad(size[1], 3, 2)
+    expected = F.max_pool2d(F.pad(x, (left, right, top, bottom), value=float("-inf")), 3, 2)
+    assert torch.equal(resnet_same.stem_pool(x), expected)
+    # an even input: TensorFlow pads only after, so the first window starts at the first pixel
+    ramp = torch.arange(64.0).view(1, 1, 8, 8)
+    assert resnet_same.stem_pool(ramp)[0, 0, 0, 0] == 18.0 and nn.MaxPool2d(3, 2, 1)(ramp)[0, 0, 0, 0] == 9.0
+
+
 def test_unknown_padding_is_rejected():
     with pytest.raises(ValueError, match="padding"):
         build(TINY, padding="valid")

@@ -64,16 +64,16 @@ def test_paper_recipe_and_explicit_lr_reach_quick_train_from_the_scaling_study(t
 
 def test_short_recipe_builds_the_model_it_describes(monkeypatch):
     """Through the real quick_train: BatchNorm momentum 0.1, no stochastic depth, a zero head."""
-    from effnet.train import loop
+    from effnet.train import quick
 
     seen = []
 
-    class Recording(loop.Trainer):
+    class Recording(quick.Trainer):
         def __init__(self, cfg, model, *args, **kwargs):
             seen.append((cfg, model, model.classifier.weight.detach().clone()))
             super().__init__(cfg, model, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "Trainer", Recording)
+    monkeypatch.setattr(quick, "Trainer", Recording)
     trainer = QuickTrainer("synthetic", 1, batch_size=4, limit_per_class=2, max_steps=1)
     out = trainer(get_network("efficientnet_b0"), 32, 0, None)
     assert 0.0 <= out["val_acc"] <= 1.0 and out["steps"] == 1

@@ -7,12 +7,20 @@ import yaml
 from effnet.train import TrainConfig
 
 
-def test_paper_recipe_is_the_default():
+def test_recipe_keys_are_left_to_the_run_and_the_rest_are_the_papers():
     cfg = TrainConfig()
-    assert (cfg.optimizer, cfg.rmsprop_decay, cfg.momentum, cfg.rmsprop_eps) == ("rmsprop_tf", 0.9, 0.9, 1e-3)
-    assert (cfg.lr_per_256, cfg.warmup_epochs, cfg.decay_rate, cfg.decay_epochs) == (0.016, 5.0, 0.97, 2.4)
-    assert (cfg.weight_decay, cfg.label_smoothing, cfg.drop_path_rate, cfg.ema_decay) == (1e-5, 0.1, 0.2, 0.9999)
-    assert cfg.bn_momentum == 0.01
+    assert cfg.recipe == "auto" and all(getattr(cfg, k) is None for k in cfg.undecided())
+    assert set(cfg.undecided()) == {"optimizer", "lr_per_256", "head_lr_scale", "schedule", "warmup_epochs",
+                                    "label_smoothing", "drop_path_rate", "bn_momentum", "bn_mode", "head_init",
+                                    "ema_decay", "augment", "crop_scale"}
+    assert (cfg.rmsprop_decay, cfg.momentum, cfg.rmsprop_eps) == (0.9, 0.9, 1e-3)
+    assert (cfg.decay_rate, cfg.decay_epochs, cfg.weight_decay) == (0.97, 2.4, 1e-5)
+
+
+def test_pretrained_flag_values_are_normalised():
+    assert TrainConfig(pretrained="yes").pretrained == "true"
+    assert TrainConfig(pretrained="false").pretrained is None
+    assert TrainConfig(pretrained="ckpt.safetensors").pretrained == "ckpt.safetensors"
 
 
 @pytest.mark.parametrize("name, resolution, dropout", [("efficientnet_b0", 224, 0.2), ("efficientnet_b3", 300, 0.3),
@@ -43,10 +51,11 @@ def test_bad_overrides_raise_one_line_value_errors(item, message):
 
 def test_config_round_trips_through_yaml_and_json(tmp_path):
     cfg = TrainConfig.for_model("efficientnet_b1", epochs=7, data="synthetic", lr=0.02)
-    cfg.save(tmp_path)
+    cfg.save(tmp_path, decisions={"warmup_epochs": {"value": 0.35, "why": "a reason"}})
     assert TrainConfig.from_file(tmp_path / "config.yaml") == cfg
     assert TrainConfig.from_file(tmp_path / "config.json") == cfg
-    assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 7
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["epochs"] == 7 and saved["decisions"]["warmup_epochs"]["why"] == "a reason"
 
 
 def test_config_file_applies_over_a_base_and_rejects_unknown_keys(tmp_path):

@@ -9,7 +9,7 @@ from torch.utils.checkpoint import checkpoint
 from effnet.arch import Network, get_network
 from effnet.nn import build
 from effnet.train import TrainConfig, enable_grad_checkpointing
-from effnet.train.loop import Trainer
+from effnet.train.trainer import Trainer
 from train_helpers import TINY_JSON, one_torch_thread, tensor_dataset
 
 
@@ -106,7 +106,7 @@ def test_bf16_autocast_on_cpu_trains_with_finite_loss():
 
 
 def test_fp16_on_cpu_is_refused_with_a_clear_message():
-    from effnet.train.loop import autocast_dtype
+    from effnet.train.runtime import autocast_dtype
 
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         autocast_dtype("fp16", torch.device("cpu"))

@@ -8,7 +8,12 @@ from torch import nn
 from effnet.arch import Network, Stage, Stem
 from effnet.nn import build
 from train_helpers import one_torch_thread
-from effnet.train import RMSpropTF, TrainConfig, build_optimizer, build_scheduler, param_groups
+from effnet.train import PAPER, RMSpropTF, TrainConfig, build_optimizer, build_scheduler, param_groups
+
+
+def paper_config(**kw) -> TrainConfig:
+    """A config with the paper's value for every recipe key, ``kw`` over them."""
+    return TrainConfig(**{**PAPER, **kw})
 
 
 one_thread = pytest.fixture(autouse=True)(one_torch_thread)
@@ -79,10 +84,10 @@ def test_rmsprop_tf_keeps_learning_rate_inside_momentum():
 
 
 def test_learning_rate_is_scaled_per_256_images():
-    assert TrainConfig(batch_size=256).peak_lr() == pytest.approx(0.016)
-    assert TrainConfig(batch_size=4096).peak_lr() == pytest.approx(0.256)
-    assert TrainConfig(batch_size=32).peak_lr() == pytest.approx(0.002)
-    assert TrainConfig(batch_size=32, lr=0.1).peak_lr() == 0.1
+    assert paper_config(batch_size=256).peak_lr() == pytest.approx(0.016)
+    assert paper_config(batch_size=4096).peak_lr() == pytest.approx(0.256)
+    assert paper_config(batch_size=32).peak_lr() == pytest.approx(0.002)
+    assert paper_config(batch_size=32, lr=0.1).peak_lr() == 0.1
 
 
 def lrs(cfg: TrainConfig, steps_per_epoch: int, n: int) -> list[float]:
@@ -98,7 +103,7 @@ def lrs(cfg: TrainConfig, steps_per_epoch: int, n: int) -> list[float]:
 
 
 def test_step_schedule_warms_up_linearly_then_decays_097_every_24_epochs():
-    cfg = TrainConfig(batch_size=512, warmup_epochs=5)  # peak 0.032
+    cfg = paper_config(batch_size=512, warmup_epochs=5)  # peak 0.032
     values = lrs(cfg, steps_per_epoch=10, n=100)
     peak = 0.032
     assert values[0] == pytest.approx(peak / 50)
@@ -112,12 +117,25 @@ def test_step_schedule_warms_up_linearly_then_decays_097_every_24_epochs():
 
 
 def test_cosine_schedule_reaches_half_midway_and_floor_at_end():
-    cfg = TrainConfig(batch_size=256, warmup_epochs=1, schedule="cosine", epochs=11, min_lr_ratio=0.1)
+    cfg = paper_config(batch_size=256, warmup_epochs=1, schedule="cosine", epochs=11, min_lr_ratio=0.1)
     values = lrs(cfg, steps_per_epoch=10, n=110)
     assert values[9] == pytest.approx(0.016)
     assert values[10] == pytest.approx(0.016)
     assert values[60] == pytest.approx(0.016 * (0.1 + 0.9 * 0.5))
     assert values[109] == pytest.approx(0.016 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 99 / 100))))
+
+
+def test_head_learning_rate_scale_gives_the_classifier_its_own_groups():
+    model = build(tiny_desc())
+    groups = param_groups(model, 1e-5, lr=0.01, head_lr_scale=10.0)
+    head = {id(p) for p in model.classifier.parameters()}
+    for g in groups:
+        in_head = {id(p) in head for p in g["params"]}
+        assert len(in_head) == 1
+        assert g.get("lr") == (pytest.approx(0.1) if in_head == {True} else None)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    opt = build_optimizer(paper_config(optimizer="adamw", lr=0.01, head_lr_scale=10.0), model)
+    assert sorted({g["lr"] for g in opt.param_groups}) == [pytest.approx(0.01), pytest.approx(0.1)]
 
 
 def test_no_weight_decay_on_batchnorm_or_biases():
@@ -138,7 +156,7 @@ def test_no_weight_decay_on_batchnorm_or_biases():
 @pytest.mark.parametrize("optimizer", ["rmsprop_tf", "sgd", "adamw"])
 def test_with_zero_gradients_only_decayed_weights_move(optimizer):
     model = build(tiny_desc())
-    cfg = TrainConfig(optimizer=optimizer, weight_decay=0.1, lr=0.1, momentum=0.9)
+    cfg = paper_config(optimizer=optimizer, weight_decay=0.1, lr=0.1, momentum=0.9)
     opt = build_optimizer(cfg, model)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     for p in model.parameters():
@@ -151,11 +169,11 @@ def test_with_zero_gradients_only_decayed_weights_move(optimizer):
 
 
 def test_label_smoothing_is_applied_to_the_training_loss():
-    from effnet.train.loop import Trainer
+    from effnet.train.trainer import Trainer
 
     from train_helpers import tensor_dataset
 
-    trainer = Trainer(TrainConfig(label_smoothing=0.1, batch_size=4), build(tiny_desc()), tensor_dataset(8),
+    trainer = Trainer(paper_config(label_smoothing=0.1, batch_size=4), build(tiny_desc()), tensor_dataset(8),
                       device=torch.device("cpu"))
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
     y = torch.tensor([0, 1])

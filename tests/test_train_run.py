@@ -1,6 +1,7 @@
 """fit: the run dir, exact resume, fine-tuning with frozen stages; quick_train; evaluate."""
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 
 from effnet.arch import Network, cost
 from effnet.train import TrainConfig, evaluate, fit, quick_train
-from effnet.train.loop import Trainer
+from effnet.train.trainer import Trainer
 from train_helpers import TINY_JSON, tensor_splits, one_torch_thread
 
 TIME_KEYS = {"train_time_s", "images_per_s", "wall_time_s"}
@@ -39,7 +40,8 @@ def without_times(metrics: dict) -> dict:
 
 
 def test_fit_writes_a_complete_run_dir(tiny, tmp_path):
-    from effnet.weights import load_model, read_metadata
+    from effnet.factory import load_model
+    from effnet.weights import read_metadata
 
     result = fit(config(tiny, tmp_path / "run", epochs=2), progress=False, splits=tensor_splits())
     run = result.run_dir
@@ -69,15 +71,7 @@ def test_resume_after_an_interruption_finishes_exactly_like_an_uninterrupted_run
     splits = tensor_splits()
     ref = fit(config(tiny, tmp_path / "ref"), progress=False, splits=splits)
 
-    original = Trainer._step
-    def interrupted(self, x, y):
-        if self.step == 5:  # after the checkpoint at step 4, mid-epoch 2
-            raise KeyboardInterrupt
-        return original(self, x, y)
-    monkeypatch.setattr(Trainer, "_step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fit(config(tiny, tmp_path / "cut"), progress=False, splits=splits)
-    monkeypatch.setattr(Trainer, "_step", original)
+    run_interrupted(config(tiny, tmp_path / "cut"), splits, monkeypatch, at_step=5)  # after the checkpoint at step 4
     assert not (tmp_path / "cut" / "metrics.json").exists()
     resumed = fit(config(tiny, tmp_path / "cut"), progress=False, resume=True, splits=splits)
 
@@ -87,6 +81,21 @@ def test_resume_after_an_interruption_finishes_exactly_like_an_uninterrupted_run
         assert all(torch.equal(a[k], b[k]) for k in a), name
     assert without_times(resumed.metrics) == without_times(ref.metrics)
     assert (tmp_path / "cut" / "metrics.csv").read_text() == (tmp_path / "ref" / "metrics.csv").read_text()
+
+
+def run_interrupted(cfg: TrainConfig, splits, monkeypatch, at_step: int) -> None:
+    """``fit`` stopped by a KeyboardInterrupt as it starts optimizer step ``at_step + 1``."""
+    original = Trainer._step
+
+    def interrupted(self, x, y):
+        if self.step == at_step:
+            raise KeyboardInterrupt
+        return original(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, progress=False, splits=splits)
+    monkeypatch.setattr(Trainer, "_step", original)
 
 
 def test_fit_refuses_to_overwrite_a_run_or_resume_nothing(tiny, tmp_path):
@@ -99,7 +108,7 @@ def test_fit_refuses_to_overwrite_a_run_or_resume_nothing(tiny, tmp_path):
 
 
 def test_frozen_stages_keep_weights_and_statistics(tiny, tmp_path):
-    from effnet.train.loop import build_model
+    from effnet.train.setup import build_model
 
     cfg = config(tiny, tmp_path / "ft", epochs=1, freeze_stages=1, checkpoint_every_steps=0)
     torch.manual_seed(0)
@@ -199,3 +208,50 @@ def test_evaluate_reports_top1_top5_per_class_confusion_and_loss():
     assert m["loss"] == pytest.approx(F.cross_entropy(logits, torch.tensor(labels)).item(), rel=1e-6)
     three = evaluate(FixedLogits(), [(torch.tensor([1.0, 2, 0]), 1)])
     assert "top5" not in three and three["top1"] == 1.0
+
+
+def test_resume_with_more_epochs_anneals_over_the_new_length(tiny):
+    from effnet.train.optim import WarmupCosine
+
+    splits = tensor_splits()
+    cfg = config(tiny, "unused", epochs=2, schedule="cosine", warmup_epochs=0, checkpoint_every_steps=0)
+    first = Trainer(cfg, build_tiny(tiny), splits.train, device=torch.device("cpu"))
+    for _ in first.train_epoch():
+        pass
+    state = first.state()
+    longer = Trainer(replace(cfg, epochs=4), build_tiny(tiny), splits.train, device=torch.device("cpu"))
+    longer.load_state(state)
+    schedule = longer.scheduler.lr_lambdas[0]
+    assert isinstance(schedule, WarmupCosine) and schedule.total_steps == 4 * longer.steps_per_epoch
+    want = longer.cfg.peak_lr() * schedule(longer.step)
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(want)
+    assert longer.optimizer.param_groups[0]["lr"] > first.optimizer.param_groups[0]["lr"]  # 3 of 12 steps, not 3 of 6
+
+
+def build_tiny(tiny):
+    from effnet.train.setup import build_model
+
+    torch.manual_seed(0)
+    return build_model(config(tiny, "unused"), num_classes=3)
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tiny, tmp_path, monkeypatch):
+    splits = tensor_splits()
+    ref = fit(config(tiny, tmp_path / "ref"), progress=False, splits=splits)
+
+    # checkpoints at steps 4 (mid-epoch) and 6 (end of epoch 2) are on disk
+    run_interrupted(config(tiny, tmp_path / "cut"), splits, monkeypatch, at_step=7)
+    root = tmp_path / "cut" / "checkpoints"
+    assert (root / "LATEST").read_text().strip() == "step-00000006"
+    data = (root / "step-00000006" / "model.safetensors").read_bytes()
+    (root / "step-00000006" / "model.safetensors").write_bytes(data[: len(data) // 2])  # truncated
+
+    lines = []
+    resumed = fit(config(tiny, tmp_path / "cut"), progress=False, resume=True, splits=splits, log=lines.append)
+    notes = [line for line in lines if "unreadable" in line]
+    assert len(notes) == 1 and "step-00000006" in notes[0] and "resuming from step-00000004" in notes[0], lines
+    assert (root / "unreadable-step-00000006" / "state.pt").is_file()  # kept for inspection, not deleted
+    for name in ("last.safetensors", "last_ema.safetensors", "best.safetensors"):
+        a, b = load_file(ref.run_dir / name), load_file(resumed.run_dir / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert without_times(resumed.metrics) == without_times(ref.metrics)

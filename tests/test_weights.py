@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import effnet
+from effnet.factory import load_model
 from effnet.weights import (
     adapt_stem_weight,
     convert_state_dict,
     detect_format,
-    load_model,
     load_state,
     read_metadata,
     save_model,

@@ -6,9 +6,9 @@
 from .arch import Network, Stage, Stem, cost, get_network, list_networks, scale
 
 __version__ = "0.1.0"
-_LAZY = {"create_model": "effnet.factory", "build": "effnet.nn", "EfficientNet": "effnet.nn"}
+_LAZY = {"create_model": "effnet.factory", "load_model": "effnet.factory", "build": "effnet.nn", "EfficientNet": "effnet.nn"}
 __all__ = ["EfficientNet", "Network", "Stage", "Stem", "build", "cost", "create_model", "get_network",
-           "list_networks", "scale", "__version__"]
+           "list_networks", "load_model", "scale", "__version__"]
 
 
 def __getattr__(name: str):

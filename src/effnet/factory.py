@@ -1,4 +1,9 @@
-"""``create_model``: a named or described network, optionally with pretrained weights."""
+"""``create_model``: a named or described network, optionally with pretrained weights; ``load_model``:
+the one resolver of a model argument (a name, a description JSON, a checkpoint or a description).
+
+``effnet.weights`` reads and writes checkpoint files and never imports this module; this module
+builds models and loads weights into them.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +27,38 @@ def resolve_description(model: str | Path | Network) -> Network:
     if text.endswith(".json") or Path(text).is_file():
         return Network.load(text)
     return get_network(text)
+
+
+def load_model(spec: str | Path | Network, *, pretrained: bool | str | Path = False, **create_model_kwargs) -> EfficientNet:
+    """A model from any model argument: what ``effnet predict --model``, ``eval``, ``export`` and training take.
+
+    * an effnet checkpoint (written by ``effnet.weights.save_model``): its description,
+      preprocessing, class names, numerics, input channels and weights; ``pretrained`` must be unset;
+    * a registered name or a description ``.json`` file (or an ``effnet.arch.Network``): the network,
+      with ``pretrained`` weights (``True``: the offline ImageNet weights; a path: any checkpoint
+      ``create_model`` reads).
+
+    ``create_model_kwargs`` go to :func:`create_model` (for a checkpoint ``in_chans`` and
+    ``features_only`` default to the saved model's). The model is in training mode.
+    """
+    if isinstance(spec, Network):
+        return create_model(spec, pretrained=pretrained, **create_model_kwargs)
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.exists() and path.suffix.lower() != ".json":
+        from .weights.io import read_effnet_metadata
+
+        if pretrained:
+            raise ValueError(f"pretrained weights apply to model names; {text} is a checkpoint and already has weights")
+        meta = read_effnet_metadata(path)
+        numerics = meta["numerics"] if isinstance(meta["numerics"], dict) else {}
+        if isinstance(numerics.get("in_chans"), int):
+            create_model_kwargs.setdefault("in_chans", numerics["in_chans"])
+        create_model_kwargs.setdefault("features_only", bool(meta.get("features_only", False)))
+        return create_model(path, pretrained=path, **create_model_kwargs)
+    if text.endswith(".json") and not path.exists():
+        raise ValueError(f"description file not found: {text}")
+    return create_model(text, pretrained=pretrained, **create_model_kwargs)
 
 
 def default_preprocessing(desc: Network) -> Preprocessing:

@@ -19,7 +19,7 @@ _FLAGS = {
     "workers": "workers", "threads": "threads", "deterministic": "deterministic",
     "checkpoint_every": "checkpoint_every_steps", "max_steps": "max_steps", "freeze_stages": "freeze_stages",
     "in_chans": "in_chans", "augment": "augment", "schedule": "schedule", "optimizer": "optimizer",
-    "warmup_epochs": "warmup_epochs",
+    "warmup_epochs": "warmup_epochs", "recipe": "recipe",
 }
 
 EPILOG = """\
@@ -40,13 +40,19 @@ def _add_train_options(p: argparse.ArgumentParser, *, model_flag: bool) -> None:
     p.add_argument("--img-size", type=int, help="training resolution (default: the variant's)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size")
-    p.add_argument("--lr", type=float, help="peak learning rate (default 0.016 x batch/256)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default lr_per_256 x batch/256; lr_per_256 "
+                                            "is decided by the recipe)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="run dir (default runs/<model>-<data>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--skip-bad-images", action="store_const", const=True, help="leave out unreadable images")
     p.add_argument("--limit-per-class", type=int, help="use at most N images per class")
-    p.add_argument("--augment", choices=["autoaugment", "randaugment", "none"])
+    p.add_argument("--recipe", choices=["auto", "paper"],
+                   help="auto (default): the paper's values for a long run from scratch, values sized to the run "
+                        "for short runs and fine-tuning (printed with the reason when the run starts); paper: the "
+                        "paper's values whatever the run")
+    p.add_argument("--augment", choices=["autoaugment", "randaugment", "none"],
+                   help="augmentation policy on top of random crop and flip (default: decided by the recipe)")
     p.add_argument("--optimizer", choices=["rmsprop_tf", "sgd", "adamw"])
     p.add_argument("--schedule", choices=["step", "cosine"])
     p.add_argument("--warmup-epochs", type=float)
@@ -83,8 +89,10 @@ def _epilog() -> str:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a model (the paper's recipe by default)",
-                              description="Train a model with the paper's recipe; writes a run dir.",
+    p = subparsers.add_parser("train", help="train a model (the paper's recipe, sized to the run)",
+                              description="Train a model; writes a run dir. A long run from scratch gets the "
+                                          "paper's recipe, a short one values that learn in its length; the "
+                                          "run's first lines say which and why.",
                               epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_train_options(p, model_flag=True)
     p.set_defaults(func=_train)
@@ -92,7 +100,8 @@ def register(subparsers) -> None:
 
 def register_finetune(subparsers) -> None:
     p = subparsers.add_parser("finetune", help="fine-tune a checkpoint or pretrained model on a data set",
-                              description="Fine-tune: load weights, put a new head for the data set's classes, train.",
+                              description="Fine-tune: load weights, put a new head for the data set's classes, train "
+                                          "with fine-tuning defaults (printed with the reason when the run starts).",
                               epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="CHECKPOINT_OR_NAME",
                    help="a checkpoint file (effnet, torchvision, timm, EfficientNet-PyTorch) or a model name with "
@@ -167,9 +176,9 @@ def _set_value(items: list[str], key: str) -> str | None:
 
 def _run(cfg, args) -> int:
     from effnet.train import fit
-    from effnet.train.loop import summary_text
+    from effnet.train.outputs import summary_text
 
-    result = fit(cfg, progress=not args.no_progress, resume=bool(args.resume))
+    result = fit(cfg, progress=not args.no_progress, resume=bool(args.resume), log=lambda line: print(line, flush=True))
     if args.no_progress and result.metrics:  # with progress, fit prints the summary itself
         print(summary_text(result.metrics, result.run_dir))
     return 0
@@ -196,7 +205,7 @@ def _eval(args: argparse.Namespace) -> int:
     from effnet.data import load_splits
     from effnet.train import evaluate
     from effnet.train.config import TrainConfig
-    from effnet.weights import load_model
+    from effnet.factory import load_model
 
     path = Path(args.checkpoint)
     run_cfg = None
@@ -205,6 +214,9 @@ def _eval(args: argparse.Namespace) -> int:
         path = path / "best.safetensors"
     if not path.exists():
         raise ValueError(f"checkpoint not found: {path}")
+    if path.suffix.lower() == ".json":
+        raise ValueError(f"{path} is a description, not a checkpoint: eval needs trained weights "
+                         "(a .safetensors file or a run dir)")
     model = load_model(path)
     pre = model.preprocessing
     data = args.data or (run_cfg.data if run_cfg else None)

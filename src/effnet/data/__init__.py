@@ -11,10 +11,10 @@ from .elpv import ELPV_TASKS, elpv_records, elpv_root
 from .images import check_image, load_image, to_rgb
 from .splits import load_splits, split_sizes
 from .synthetic import SyntheticDataset, synthetic_splits
-from .transforms import AUGMENTATIONS, eval_resize_size, make_transforms
+from .transforms import AUGMENTATIONS, crop_scale_for, eval_resize_size, make_transforms
 
 __all__ = [
     "AUGMENTATIONS", "ELPV_TASKS", "ImageDataset", "Splits", "SyntheticDataset", "check_image",
-    "elpv_records", "elpv_root", "eval_resize_size", "load_image", "load_splits", "make_transforms",
+    "crop_scale_for", "elpv_records", "elpv_root", "eval_resize_size", "load_image", "load_splits", "make_transforms",
     "read_csv_list", "read_image_folder", "split_sizes", "synthetic_splits", "to_rgb",
 ]

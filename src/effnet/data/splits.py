@@ -166,6 +166,7 @@ def load_splits(
     preprocessing: Preprocessing | None = None,
     task: str = "default",
     augment: str = "autoaugment",
+    crop_scale: float | None = None,
     seed: int = 0,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
@@ -191,14 +192,14 @@ def load_splits(
     it. With ``skip_bad_images=True`` every file that would be used is decoded once here and the
     bad ones (and missing files listed in a CSV) are left out and listed in ``Splits.skipped``.
 
-    Train datasets use ``make_transforms(preprocessing, img_size, train=True, augment)``, val and
+    Train datasets use ``make_transforms(preprocessing, img_size, train=True, augment, crop_scale)``, val and
     test the eval transforms; ``img_size`` defaults to ``preprocessing.resolution`` (224).
     """
     _check_args(img_size, val_fraction, test_fraction, limit_per_class, seed)
     if preprocessing is None:
         preprocessing = Preprocessing(resolution=img_size or 224)
     size = img_size or preprocessing.resolution
-    train_tf = make_transforms(preprocessing, size, train=True, augment=augment)
+    train_tf = make_transforms(preprocessing, size, train=True, augment=augment, crop_scale=crop_scale)
     eval_tf = make_transforms(preprocessing, size, train=False)
 
     name = str(source)

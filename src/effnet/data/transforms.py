@@ -6,7 +6,7 @@ from torchvision.transforms import InterpolationMode, v2
 
 from ..weights.meta import Preprocessing
 
-__all__ = ["AUGMENTATIONS", "make_transforms", "eval_resize_size"]
+__all__ = ["AUGMENTATIONS", "crop_scale_for", "make_transforms", "eval_resize_size"]
 
 #: Training-time augmentation policies ``make_transforms`` accepts.
 AUGMENTATIONS = ("autoaugment", "randaugment", "none")
@@ -15,6 +15,13 @@ _INTERPOLATION = {
     "bilinear": InterpolationMode.BILINEAR,
     "nearest": InterpolationMode.NEAREST,
 }
+
+
+def crop_scale_for(img_size: int) -> float:
+    """The smallest random-crop area for training at ``img_size``: the paper's 8% at 224 px (and
+    above), growing in proportion to 224 / ``img_size`` below it, at most the whole image (an 8%
+    crop of a 32 px image is 9 px across)."""
+    return min(1.0, max(0.08, 0.08 * 224 / img_size))
 
 
 def eval_resize_size(img_size: int, crop_fraction: float) -> int:
@@ -27,10 +34,13 @@ def make_transforms(
     img_size: int | None,
     train: bool,
     augment: str = "autoaugment",
+    crop_scale: float | None = None,
 ) -> v2.Compose:
     """PIL RGB image -> normalised float tensor ``C x img_size x img_size``.
 
-    Train: ``RandomResizedCrop(img_size)`` + horizontal flip + the augmentation policy
+    Train: ``RandomResizedCrop(img_size)`` of at least ``crop_scale`` of the image's area (default
+    :func:`crop_scale_for` ``img_size``: the paper's 8% at 224 px, larger below it, so a crop of a
+    small image keeps its content) + horizontal flip + the augmentation policy
     (``"autoaugment"``: AutoAugment's ImageNet policy; ``"randaugment"``: RandAugment with 2 ops at
     magnitude 9; ``"none"``) + normalisation. Eval: resize the shorter side to
     ``int(img_size / crop_fraction)``, centre-crop ``img_size``, normalise. Interpolation, crop
@@ -48,10 +58,13 @@ def make_transforms(
     if channels not in (1, 3):
         raise ValueError(f"preprocessing mean/std must have 1 or 3 channels, got {channels}")
     interpolation = _INTERPOLATION[pre.interpolation]
+    scale = crop_scale_for(size) if crop_scale is None else crop_scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale <= 1.0:
+        raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale!r}")
 
     if train:
         steps: list = [
-            v2.RandomResizedCrop(size, interpolation=interpolation, antialias=True),
+            v2.RandomResizedCrop(size, scale=(float(scale), 1.0), interpolation=interpolation, antialias=True),
             v2.RandomHorizontalFlip(),
         ]
         if augment == "autoaugment":

@@ -1,4 +1,4 @@
-"""Turn a command-line model argument into a model: a name, a description JSON or a checkpoint."""
+"""A command's model argument as an eval-mode model, through ``effnet.factory.load_model``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,27 +7,10 @@ from torch import nn
 
 
 def load_model_arg(spec: str | Path, pretrained: bool = False) -> nn.Module:
-    """An eval-mode model from ``spec``.
+    """An eval-mode model from a command's model argument (see :func:`effnet.factory.load_model`)."""
+    from ..factory import load_model
 
-    ``spec`` is a registered name (``efficientnet_b0``), a description ``.json`` file, or a
-    checkpoint written by ``effnet.weights.save_model`` (its description, preprocessing and class
-    names come from the file). ``pretrained`` loads effnet's offline ImageNet weights for a name.
-    """
-    from ..factory import create_model
-
-    text = str(spec)
-    path = Path(text).expanduser()
-    if path.exists() and path.suffix.lower() != ".json":
-        from ..weights import load_model
-
-        if pretrained:
-            raise ValueError(f"--pretrained applies to model names; {text} is a checkpoint and already has weights")
-        model = load_model(path)
-    else:
-        if text.endswith(".json") and not path.exists():
-            raise ValueError(f"description file not found: {text}")
-        model = create_model(text, pretrained=pretrained)
-    return model.eval()
+    return load_model(spec, pretrained=pretrained).eval()
 
 
 def class_names_of(model: nn.Module, num_classes: int) -> list[str]:

@@ -47,6 +47,32 @@ class Conv2dSame(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
+class MaxPool2dSame(nn.MaxPool2d):
+    """Max pooling with TensorFlow 'SAME' padding computed from each input's size: the extra row
+    and column go to the bottom/right, and padded positions never win (they are ``-inf``).
+    Written by hand because PyTorch's max pooling pads symmetrically only."""
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__(kernel, stride, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        ph = same_padding(ih, self.kernel_size, self.stride)
+        pw = same_padding(iw, self.kernel_size, self.stride)
+        if ph or pw:
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], value=float("-inf"))
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+
+def make_max_pool(kernel: int, stride: int, padding: str = "symmetric") -> nn.Module:
+    """A max pool with the named padding convention (``symmetric``: ``kernel // 2`` on every side)."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    if padding == "same":
+        return MaxPool2dSame(kernel, stride)
+    return nn.MaxPool2d(kernel, stride, kernel // 2)
+
+
 def make_conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False,
               padding: str = "symmetric") -> nn.Conv2d:
     """A convolution with the named padding convention.

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..arch import Network
 from .blocks import NormOptions, make_block
-from .layers import PADDINGS
+from .layers import PADDINGS, make_max_pool
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class EfficientNet(nn.Module):
         opts = NormOptions(act=desc.activation, padding=padding, bn_eps=bn_eps, bn_momentum=bn_momentum)
 
         self.stem = opts.cna(in_chans, desc.stem.out_channels, desc.stem.kernel, desc.stem.stride)
-        self.stem_pool = nn.MaxPool2d(3, 2, 1) if desc.stem.pool else nn.Identity()
+        self.stem_pool = make_max_pool(3, 2, padding) if desc.stem.pool else nn.Identity()
 
         total = desc.num_blocks
         stages: list[nn.Module] = []

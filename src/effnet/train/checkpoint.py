@@ -106,6 +106,31 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
+def candidates(run_dir: str | Path) -> list[Path]:
+    """The run's checkpoints to resume from, newest first: the one ``LATEST`` names, then the
+    other ``step-*`` checkpoints by step, newest first (each one still has to read whole)."""
+    root = checkpoint_dir(Path(run_dir))
+    if not root.is_dir():
+        return []
+    steps = sorted((p for p in root.glob("step-*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+    pointer = root / LATEST
+    named = pointer.read_text().strip() if pointer.is_file() else ""
+    first = [root / named] if named and (root / named).is_dir() else []
+    return first + [p for p in steps if p.name != named]
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable checkpoint to ``unreadable-<name>`` (kept for inspection, never pruned
+    or resumed from); returns the new path."""
+    target = path.with_name(f"unreadable-{path.name}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"unreadable-{path.name}.{n}")
+    path.rename(target)
+    return target
+
+
 def write_checkpoint(run_dir: Path, step: int, *, model: nn.Module, ema_model: nn.Module | None,
                      state: dict[str, Any], keep: int, metadata: dict[str, str]) -> Path:
     """Write checkpoint ``step`` (model, EMA, train state), point ``LATEST`` at it, prune old ones."""

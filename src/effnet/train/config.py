@@ -1,10 +1,13 @@
 """The training recipe as one typed, immutable config with per-variant defaults.
 
-Defaults follow the paper (Tan & Le 2019, section 5.2): RMSProp (decay 0.9, momentum 0.9,
-TensorFlow semantics), learning rate 0.016 per 256 images with a linear warm-up and x0.97 every
-2.4 epochs, weight decay 1e-5, label smoothing 0.1, stochastic depth 0.2, dropout per variant,
-EMA of weights with decay 0.9999, BatchNorm momentum 0.01 (TensorFlow 0.99). Any value can be
-overridden by keyword, by ``key=value`` strings (the command line's ``--set``) or by a YAML/JSON file.
+The paper's values (Tan & Le 2019, section 5.2) are :data:`effnet.train.recipe.PAPER`: RMSProp
+(decay 0.9, momentum 0.9, TensorFlow semantics), learning rate 0.016 per 256 images with 5 warm-up
+epochs and x0.97 every 2.4 epochs, weight decay 1e-5, label smoothing 0.1, stochastic depth 0.2,
+dropout per variant, EMA of weights with decay 0.9999, BatchNorm momentum 0.01 (TensorFlow 0.99),
+AutoAugment. Those settings that only suit a long from-scratch run default to ``None``: the
+run decides them from its length, its data and whether it fine-tunes (``effnet.train.recipe``,
+``recipe="auto"``), or takes the paper's (``recipe="paper"``). Any value can be set by keyword,
+by ``key=value`` strings (the command line's ``--set``) or by a YAML/JSON file; a set value is kept.
 """
 from __future__ import annotations
 
@@ -24,6 +27,12 @@ OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 AMP_MODES = ("none", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
+RECIPES = ("auto", "paper")
+HEAD_INITS = ("zero", "paper")
+BN_MODES = ("train", "frozen")
+AUGMENT_CHOICES = ("autoaugment", "randaugment", "none")
+#: Keys of a saved config file that record the run rather than set it (read back and ignored).
+RECORD_KEYS = ("decisions",)
 
 
 @dataclass(frozen=True)
@@ -38,21 +47,24 @@ class TrainConfig:
     in_chans: int = 3
     freeze_stages: int = 0  # fine-tuning: freeze the stem and the first N stages
     img_size: int | None = None  # None: the variant's resolution
-    augment: str = "autoaugment"
+    augment: str | None = None  # None: decided by the recipe
+    crop_scale: float | None = None  # smallest random-crop area (fraction); None: sized to img_size
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     skip_bad_images: bool = False
     limit_per_class: int | None = None  # also the per-class size of data="synthetic" (default 8)
     # --- schedule -----------------------------------------------------------------------
+    recipe: str = "auto"  # "auto": decide the None keys from the run; "paper": the paper's values
     epochs: int = 350
     max_steps: int | None = None  # stop early after this many optimizer steps
     batch_size: int = 64  # global batch (split across processes in distributed runs)
     eval_batch_size: int = 64
-    optimizer: str = "rmsprop_tf"
+    optimizer: str | None = None
     lr: float | None = None  # None: lr_per_256 * batch_size / 256
-    lr_per_256: float = 0.016
-    schedule: str = "step"
-    warmup_epochs: float = 5.0
+    lr_per_256: float | None = None
+    head_lr_scale: float | None = None  # the classifier's learning rate as a multiple of the rest
+    schedule: str | None = None
+    warmup_epochs: float | None = None
     decay_epochs: float = 2.4
     decay_rate: float = 0.97
     min_lr_ratio: float = 0.0  # cosine floor, as a fraction of the peak
@@ -62,14 +74,16 @@ class TrainConfig:
     weight_decay: float = 1e-5  # not applied to BatchNorm parameters or biases
     grad_clip: float | None = None  # max global gradient norm
     # --- regularisation -----------------------------------------------------------------
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None
     dropout: float | None = None  # None: the variant's dropout
-    drop_path_rate: float = 0.2
+    drop_path_rate: float | None = None
     bn_eps: float | None = None  # None: 1e-3 (paper), or the pretrained checkpoint's
-    bn_momentum: float = 0.01
+    bn_momentum: float | None = None
+    bn_mode: str | None = None  # "train": statistics follow the data; "frozen": inference-mode BatchNorm
+    head_init: str | None = None  # a new classifier starts at "zero" or with the "paper" init
     padding: str | None = None  # None: "symmetric", or the pretrained checkpoint's convention
     ema: bool = True
-    ema_decay: float = 0.9999
+    ema_decay: float | None = None
     # --- performance --------------------------------------------------------------------
     device: str = "auto"
     amp: str = "none"  # "bf16", "fp16" (CUDA), "auto" (bf16 where supported, else fp16 on CUDA)
@@ -90,8 +104,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, _field_types()[f.name], getattr(self, f.name)))
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("recipe", self.recipe, RECIPES)
+        for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("head_init", HEAD_INITS),
+                              ("bn_mode", BN_MODES), ("augment", AUGMENT_CHOICES)):
+            if getattr(self, name) is not None:
+                _choice(name, getattr(self, name), options)
+        if self.pretrained is not None and self.pretrained.strip().lower() in ("false", "no", "0", "off", ""):
+            object.__setattr__(self, "pretrained", None)
+        elif self.pretrained is not None and self.pretrained.strip().lower() in ("true", "yes", "1", "on"):
+            object.__setattr__(self, "pretrained", "true")
         _choice("amp", self.amp, AMP_MODES)
         _choice("device", self.device, DEVICES)
         for name in ("epochs", "batch_size", "eval_batch_size", "in_chans", "keep_checkpoints",
@@ -102,22 +123,22 @@ class TrainConfig:
         for name in ("max_steps", "img_size", "limit_per_class", "threads"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
-        for name in ("lr_per_256", "decay_epochs", "rmsprop_eps"):
+        for name in ("decay_epochs", "rmsprop_eps"):
             _positive(name, getattr(self, name))
-        for name in ("lr", "bn_eps"):
+        for name in ("lr", "lr_per_256", "bn_eps", "head_lr_scale", "grad_clip"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
-        if self.grad_clip is not None:
-            _positive("grad_clip", self.grad_clip)
         for name in ("warmup_epochs", "weight_decay"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("decay_rate", "min_lr_ratio", "momentum", "rmsprop_decay", "label_smoothing",
                      "drop_path_rate", "bn_momentum", "ema_decay", "val_fraction", "test_fraction"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        if self.drop_path_rate >= 1.0:
+        if self.crop_scale is not None and not 0.0 < self.crop_scale <= 1.0:
+            raise ValueError(f"crop_scale must be in (0, 1], got {self.crop_scale!r}")
+        if self.drop_path_rate is not None and self.drop_path_rate >= 1.0:
             raise ValueError(f"drop_path_rate must be < 1, got {self.drop_path_rate!r}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -183,6 +204,7 @@ class TrainConfig:
             data = {}
         if not isinstance(data, dict):
             raise ValueError(f"config {p} must be a mapping of key: value")
+        data = {k: v for k, v in data.items() if k not in RECORD_KEYS}
         try:
             return (base or cls()).override(data)
         except ValueError as exc:
@@ -192,21 +214,40 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save(self, run_dir: str | Path) -> None:
-        """Write ``config.yaml`` and ``config.json`` into ``run_dir`` (atomically)."""
+    def save(self, run_dir: str | Path, decisions: dict[str, Any] | None = None) -> None:
+        """Write ``config.yaml`` and ``config.json`` into ``run_dir`` (atomically).
+
+        ``decisions`` (the recipe's choices and reasons, ``Recipe.record()``) are stored under the
+        key ``decisions``; :meth:`from_file` reads them back as a record, not as settings.
+        """
         run_dir = Path(run_dir)
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(self.to_dict(), sort_keys=False))
-        atomic_write_text(run_dir / "config.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        data = self.to_dict()
+        if decisions:
+            data["decisions"] = decisions
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+        atomic_write_text(run_dir / "config.json", json.dumps(data, indent=2) + "\n")
 
     # ----- derived values ---------------------------------------------------------------
+    def undecided(self) -> list[str]:
+        """The recipe keys still ``None`` (decided by ``effnet.train.recipe.decide``)."""
+        from .recipe import DECIDED_KEYS
+
+        return [k for k in DECIDED_KEYS if getattr(self, k) is None]
+
     def peak_lr(self) -> float:
-        """The learning rate after warm-up: ``lr``, or 0.016 per 256 images of the global batch."""
-        return self.lr if self.lr is not None else self.lr_per_256 * self.batch_size / 256.0
+        """The learning rate after warm-up: ``lr``, or ``lr_per_256`` per 256 images of the global batch."""
+        if self.lr is not None:
+            return self.lr
+        if self.lr_per_256 is None:
+            raise ValueError("lr_per_256 is undecided: resolve the recipe first (effnet.train.recipe.decide)")
+        return self.lr_per_256 * self.batch_size / 256.0
 
 
 # ----- parsing helpers ---------------------------------------------------------------------
 
 _TYPES: dict[str, Any] = {}
+#: Optional keys for which the string "none" is a value (no augmentation policy), not "unset".
+_NONE_IS_A_VALUE = ("augment",)
 
 
 def _field_types() -> dict[str, Any]:
@@ -225,7 +266,8 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     optional = (typing.get_origin(tp) in (typing.Union, types.UnionType)) and type(None) in args
     if optional:
         tp = next(a for a in args if a is not type(None))
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+        empty = ("null", "", "auto") if name in _NONE_IS_A_VALUE else ("none", "null", "")
+        if value is None or (isinstance(value, str) and value.strip().lower() in empty):
             return None
     if value is None:
         raise ValueError(f"{name} cannot be empty")

@@ -77,22 +77,32 @@ class RMSpropTF(Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None,
+                 head_lr_scale: float = 1.0) -> list[dict]:
     """Two groups: weights that decay, and BatchNorm parameters and biases that do not.
 
     A parameter belongs to the no-decay group when it is 1-D (biases, BatchNorm and other
-    normalisation scales and shifts); every convolution and linear weight decays.
+    normalisation scales and shifts); every convolution and linear weight decays. With
+    ``head_lr_scale`` other than 1 the classifier (``model.classifier``) gets its own two groups at
+    ``lr * head_lr_scale``.
     """
-    decay, no_decay = [], []
+    head = getattr(model, "classifier", None) if head_lr_scale != 1.0 else None
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    buckets: dict[tuple[bool, bool], list] = {}
     for _, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
+        buckets.setdefault((id(p) in head_ids, p.ndim > 1), []).append(p)
     groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+    for in_head in (False, True):
+        for decays in (True, False):
+            params = buckets.get((in_head, decays))
+            if not params:
+                continue
+            group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+            if in_head and lr is not None:
+                group["lr"] = lr * head_lr_scale
+            groups.append(group)
     if not groups:
         raise ValueError("the model has no trainable parameters (are all stages frozen?)")
     return groups
@@ -100,8 +110,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> Optimizer:
     """The optimizer named in ``cfg`` at the peak learning rate (the schedule scales it)."""
-    groups = param_groups(model, cfg.weight_decay)
     lr = cfg.peak_lr()
+    groups = param_groups(model, cfg.weight_decay, lr, 1.0 if cfg.head_lr_scale is None else cfg.head_lr_scale)
+    if cfg.optimizer is None:
+        raise ValueError("the optimizer is undecided: resolve the recipe first (effnet.train.recipe.decide)")
     if cfg.optimizer == "rmsprop_tf":
         return RMSpropTF(groups, lr=lr, decay=cfg.rmsprop_decay, momentum=cfg.momentum, eps=cfg.rmsprop_eps)
     if cfg.optimizer == "sgd":
@@ -147,6 +159,8 @@ def lr_multiplier(cfg: TrainConfig, steps_per_epoch: int, total_steps: int | Non
     """The schedule's multiplier function for ``steps_per_epoch`` optimizer steps per epoch."""
     if steps_per_epoch < 1:
         raise ValueError("an epoch must have at least one optimizer step (is the data set smaller than a batch?)")
+    if cfg.warmup_epochs is None or cfg.schedule is None:
+        raise ValueError("the schedule is undecided: resolve the recipe first (effnet.train.recipe.decide)")
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
     if cfg.schedule == "step":
         return WarmupStepDecay(warmup, cfg.decay_epochs * steps_per_epoch, cfg.decay_rate)

@@ -7,8 +7,8 @@ load on first use.
 from .meta import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 _LAZY = {
-    "Checkpoint": "io", "FORMAT": "io", "is_safetensors": "io", "load_model": "io", "parse_metadata": "io",
-    "read_checkpoint": "io", "read_description": "io", "read_metadata": "io", "read_preprocessing": "io",
+    "Checkpoint": "io", "FORMAT": "io", "is_safetensors": "io", "parse_metadata": "io",
+    "read_checkpoint": "io", "read_description": "io", "read_effnet_metadata": "io", "read_metadata": "io", "read_preprocessing": "io",
     "save_model": "io",
     "FORMATS": "convert", "Numerics": "convert", "convert_state_dict": "convert", "detect_format": "convert",
     "source_numerics": "convert", "unwrap_state_dict": "convert",

@@ -268,18 +268,12 @@ def read_preprocessing(path: str | Path) -> Preprocessing:
         raise ValueError(f"{p}: stored preprocessing is invalid: {exc}") from None
 
 
-def load_model(path: str | Path, **create_model_kwargs: Any):
-    """``effnet.create_model(path, pretrained=path, ...)`` for a file written by :func:`save_model`.
+def read_effnet_metadata(path: str | Path) -> dict[str, Any]:
+    """The parsed metadata of an effnet checkpoint (an error for any other file).
 
-    ``in_chans`` and ``features_only`` default to the saved model's.
+    ``effnet.factory.load_model`` builds the model from it.
     """
     p = _resolve_file(path)
     meta = read_metadata(p)
     _require_effnet(p, meta)
-    numerics = meta["numerics"] if isinstance(meta["numerics"], dict) else {}
-    if isinstance(numerics.get("in_chans"), int):
-        create_model_kwargs.setdefault("in_chans", numerics["in_chans"])
-    create_model_kwargs.setdefault("features_only", bool(meta.get("features_only", False)))
-    from ..factory import create_model
-
-    return create_model(p, pretrained=p, **create_model_kwargs)
+    return meta

@@ -1,0 +1,97 @@
+"""``quick_train``: a short training run without files, for search trials and studies."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..arch import Network, cost
+from .config import TrainConfig
+from .recipe import decide, steps_per_epoch
+from .runtime import resolve_device, runtime
+from .trainer import Trainer
+
+
+def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: int, epochs: int, batch_size: int = 32,
+                lr: float | None = None, seed: int = 0, progress: bool = False, max_steps: int | None = None,
+                on_epoch: Callable[[int, float], None] | None = None, predictions: bool = False,
+                **overrides: Any) -> dict[str, Any]:
+    """Train on ``splits`` without writing files; returns validation metrics, time and cost.
+
+    The recipe is ``TrainConfig.for_model``'s with the keys it leaves open decided for this run
+    (``effnet.train.recipe.decide``: a short run gets AdamW, cosine, a short warm-up, BatchNorm
+    momentum and EMA tied to its steps, a zero-initialised classifier); ``overrides`` set any config
+    key, and a key set there is kept. The result's ``recipe`` records the decisions. The returned dict has ``val_acc`` (final weights),
+    ``val_acc_ema``, ``val_loss``, ``train_loss``, ``train_time_s``, ``steps``, ``images_per_s``,
+    ``params`` and ``macs`` of the trained model (the description with the data set's classes;
+    multiply-adds at ``img_size``, from ``effnet.arch.cost``).
+
+    ``on_epoch(epoch, val_acc)``, when given, is called after every epoch with the validation
+    accuracy of the current weights; it may raise (a pruner's ``TrialPruned``) to stop the run.
+    ``predictions=True`` adds ``val_pred``/``val_target`` and, where ``splits.test`` has images,
+    ``test_acc``/``test_pred``/``test_target`` (final weights; per image, in the split's order).
+    """
+    from ..factory import create_model, resolve_description
+
+    model = desc_or_model if isinstance(desc_or_model, nn.Module) else None
+    desc = model.desc if model is not None else resolve_description(desc_or_model)
+    base = TrainConfig.for_model(desc)
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "img_size": img_size,
+                "max_steps": max_steps}
+    settings.update(overrides)
+    cfg = replace(base, **settings)
+    recipe = decide(cfg, steps_per_epoch=steps_per_epoch(len(splits.train), cfg.batch_size),
+                    num_classes=splits.num_classes, img_size=img_size, fine_tune=False)
+    cfg = recipe.cfg
+    if model is None:
+        # built after the recipe so that its model settings (BatchNorm, dropout, ...) take effect
+        torch.manual_seed(seed)
+        model = create_model(desc, num_classes=splits.num_classes, drop_rate=cfg.dropout,
+                             drop_path_rate=cfg.drop_path_rate, padding=cfg.padding, bn_eps=cfg.bn_eps,
+                             bn_momentum=cfg.bn_momentum)
+        if desc.num_classes != splits.num_classes or cfg.head_init == "zero":
+            model.reset_classifier(splits.num_classes, zero_init=cfg.head_init == "zero")
+    elif model.num_classes != splits.num_classes:
+        model.reset_classifier(splits.num_classes, zero_init=cfg.head_init == "zero")
+    desc = model.desc
+    with runtime(cfg):
+        torch.manual_seed(seed)
+        device = resolve_device(cfg)
+        trainer = Trainer(cfg, model, splits.train, device=device, progress=progress)
+        raw = None
+        while not trainer.done():
+            for _ in trainer.train_epoch():
+                pass
+            if on_epoch is not None:
+                raw = trainer.evaluate(splits.val, predictions=predictions)
+                on_epoch(trainer.epoch, float(raw["top1"]))
+            if trainer.batch_in_epoch:  # stopped by max_steps inside an epoch
+                break
+        if raw is None:
+            raw = trainer.evaluate(splits.val, predictions=predictions)
+        ema = trainer.evaluate(splits.val, ema=True) if trainer.ema is not None else None
+        train = trainer.epoch_train_metrics() if trainer.sums["seen"] else {"train_loss": float("nan")}
+        scored: dict[str, Any] = {}
+        if predictions:
+            scored = {"val_pred": raw["pred"], "val_target": raw["target"]}
+            if len(splits.test):
+                test = trainer.evaluate(splits.test, predictions=True)
+                scored.update(test_acc=test["top1"], test_pred=test["pred"], test_target=test["target"])
+    c = cost(desc, img_size)
+    return {
+        **scored,
+        "recipe": recipe.record(),
+        "val_acc": raw["top1"],
+        "val_loss": raw["loss"],
+        "val_acc_ema": ema["top1"] if ema else None,
+        "train_loss": train["train_loss"],
+        "train_time_s": trainer.train_time_s,
+        "steps": trainer.step,
+        "images_per_s": trainer.step * trainer.global_batch / max(trainer.train_time_s, 1e-9),
+        "params": c.params,
+        "macs": c.macs,
+        "img_size": img_size,
+        "batch_size": trainer.global_batch,
+    }
