@@ -4,16 +4,25 @@ checkpointing, distributed data parallel, exact checkpoint/resume, metrics and l
     from effnet.train import TrainConfig, fit, quick_train, evaluate
     cfg = TrainConfig.for_model("efficientnet_b0", data="elpv", img_size=64, epochs=10)
     result = fit(cfg)                      # RunResult(run_dir, metrics)
-"""
-from .checkpoint import latest_checkpoint
-from .config import TrainConfig
-from .ema import build_ema, ema_decay_at
-from .loop import RunResult, Trainer, evaluate, fit, plot_confusion, quick_train
-from .memory import enable_grad_checkpointing, frozen_batchnorm_stats
-from .optim import RMSpropTF, WarmupCosine, WarmupStepDecay, build_optimizer, build_scheduler, param_groups
 
-__all__ = [
-    "RMSpropTF", "RunResult", "TrainConfig", "Trainer", "WarmupCosine", "WarmupStepDecay", "build_ema",
-    "build_optimizer", "build_scheduler", "ema_decay_at", "enable_grad_checkpointing", "evaluate", "fit",
-    "frozen_batchnorm_stats", "latest_checkpoint", "param_groups", "plot_confusion", "quick_train",
-]
+``TrainConfig`` is pure Python; the torch-backed names load on first use, so the command line can
+read the config's fields without importing torch.
+"""
+from .config import TrainConfig
+
+_LAZY = {
+    "latest_checkpoint": "checkpoint", "build_ema": "ema", "ema_decay_at": "ema",
+    "RunResult": "loop", "Trainer": "loop", "evaluate": "loop", "fit": "loop", "plot_confusion": "loop",
+    "quick_train": "loop", "enable_grad_checkpointing": "memory", "frozen_batchnorm_stats": "memory",
+    "RMSpropTF": "optim", "WarmupCosine": "optim", "WarmupStepDecay": "optim", "build_optimizer": "optim",
+    "build_scheduler": "optim", "param_groups": "optim",
+}
+__all__ = ["TrainConfig", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
