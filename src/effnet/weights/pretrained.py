@@ -47,11 +47,14 @@ def _lite(name: str) -> tuple[Path, Preprocessing, Numerics]:
 
     They are TensorFlow's Lite weights in EfficientNet-PyTorch naming, so they need TF "same"
     padding and BatchNorm eps 1e-3, and inputs scaled as TF-Lite does ((x - 127) / 128, i.e. mean
-    0.5 and std 0.5 on the 0..1 scale), at the variant's resolution (224, 240, 260) after a 0.875
-    centre crop. On five sample photos (scikit-image's chelsea, coffee and rocket, matplotlib's
-    grace_hopper, scikit-image's motorcycle_left) Lite0's mean log-probability of the right classes
-    was -0.55 with these settings, against -1.03 with symmetric padding, -0.59 with eps 1e-5 and
-    -0.61 with ImageNet mean/std.
+    0.5 and std 0.5 on the 0..1 scale), at the variant's resolution (224, 240, 260) after TF's
+    centre crop of resolution / (resolution + 32) of the short side. On five sample photos
+    (scikit-image's chelsea, coffee and rocket, matplotlib's grace_hopper, scikit-image's
+    motorcycle_left) Lite0's mean log-probability of the right classes was -0.55 with these
+    settings, against -1.03 with symmetric padding, -0.59 with eps 1e-5 and -0.61 with ImageNet
+    mean/std. Lite1 and Lite2 give -0.97 and -0.91 with these settings (-0.91 and -0.68 with
+    ImageNet mean/std: five photos do not tell the two apart, so TF's training normalisation is kept);
+    their outputs equal the ``efficientnet-lite-pytorch`` package's own model (tests/test_parity.py).
     """
     import importlib
 
@@ -65,7 +68,8 @@ def _lite(name: str) -> tuple[Path, Preprocessing, Numerics]:
     path = Path(getattr(module, f"EfficientnetLite{index}ModelFile").get_model_file_path())
     from ..arch import get_network
 
-    prep = Preprocessing(resolution=get_network(name).resolution, crop_fraction=0.875, interpolation="bicubic",
+    res = get_network(name).resolution
+    prep = Preprocessing(resolution=res, crop_fraction=res / (res + 32), interpolation="bicubic",
                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), class_names=imagenet_class_names())
     return path, prep, TF_NUMERICS
 
