@@ -38,11 +38,20 @@ class MissingExtraError(EffnetError):
 
 
 def missing_extra(exc: BaseException, what: str = "this") -> MissingExtraError | None:
-    """The :class:`MissingExtraError` for an ``ImportError`` of a module one of the extras installs, else None."""
-    if isinstance(exc, MissingExtraError):
-        return exc
-    if not isinstance(exc, ImportError):
-        return None
-    name = (getattr(exc, "name", None) or "").split(".")[0]
-    extra = EXTRA_OF_MODULE.get(name)
-    return MissingExtraError(name, extra, what) if extra else None
+    """The :class:`MissingExtraError` for an error caused by a module one of the extras installs, else None.
+
+    The error itself or one it was raised from (``raise ... from``, or raised while handling it:
+    ``torch.onnx`` turns a missing ``onnx`` into its own error) must be an ``ImportError`` naming
+    the module.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MissingExtraError):
+            return exc
+        if isinstance(exc, ImportError):
+            name = (getattr(exc, "name", None) or "").split(".")[0]
+            if name in EXTRA_OF_MODULE:
+                return MissingExtraError(name, EXTRA_OF_MODULE[name], what)
+        exc = exc.__cause__ or exc.__context__
+    return None

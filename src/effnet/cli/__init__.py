@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError, ImportError) as exc:
         if os.environ.get("EFFNET_DEBUG"):
             raise
-        if isinstance(exc, ImportError):
-            from ..errors import missing_extra
+        from ..errors import missing_extra
 
-            missing = missing_extra(exc, f"effnet {args.command}")
-            if missing is None:
-                raise  # not an optional dependency: a broken install, shown in full
+        missing = missing_extra(exc, f"effnet {args.command}")
+        if missing is not None:
             exc = missing
+        elif isinstance(exc, ImportError):
+            raise  # not an optional dependency: a broken install, shown in full
         print(f"effnet {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)
