@@ -28,11 +28,8 @@ import torch
 from torch import nn
 
 from ..deploy.runtime import time_interleaved
+from .bench_names import PATHS, PEERS  # our paths and the peers, torch-free for the command line
 
-#: Our paths, in the order they run.
-PATHS = ("eager", "channels_last", "compile", "onnxruntime", "int8")
-#: Peer implementations; each runs these of the paths.
-PEERS = ("torchvision", "timm")
 PEER_PATHS = ("eager", "onnxruntime")
 PATH_LABELS = {
     "eager": "PyTorch eager",

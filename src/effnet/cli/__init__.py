@@ -2,7 +2,12 @@
 
 Each subcommand lives in its own module here, exposing ``register(subparsers)``; the parser calls
 the function stored as ``func`` on the parsed namespace. Bad input raises ``ValueError`` (or
-``OSError``) in the library and is printed here as one line with a non-zero exit.
+``OSError``) in the library and is printed here as one line with a non-zero exit; so is a module
+missing from an optional extra, with the ``pip install 'effnet[EXTRA]'`` line that brings it.
+
+Building the parser imports no torch (nor Optuna, ONNX, ...): every subcommand module imports what
+it needs inside its handler, so ``effnet --help``, any ``--help`` and the torch-free commands
+(``info``, ``scale``) answer at once. ``tests/test_cli_startup.py`` keeps it so.
 """
 from __future__ import annotations
 
@@ -37,9 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    except (ValueError, OSError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:
         if os.environ.get("EFFNET_DEBUG"):
             raise
+        from ..errors import missing_extra
+
+        missing = missing_extra(exc, f"effnet {args.command}")
+        if missing is not None:
+            exc = missing
+        elif isinstance(exc, ImportError):
+            raise  # not an optional dependency: a broken install, shown in full
         print(f"effnet {args.command}: error: {error_message(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)

@@ -18,7 +18,7 @@ def _ints(text: str) -> list[int]:
 
 
 def register(subparsers) -> None:
-    from ..analysis.bench import PATHS, PEERS
+    from ..analysis.bench_names import PATHS, PEERS  # torch-free: building the parser stays cheap
 
     p = subparsers.add_parser("bench", help="inference throughput, latency and memory vs torchvision/timm",
                               description="Time our eager model and optimised paths (channels_last, torch.compile, "

@@ -122,8 +122,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import optuna
-
     from ..search.scale_search import ScaleSearchConfig, default_study_name, run_scale_search
     from ..search.storage import normalise_url, redact
 
@@ -141,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         for c in candidates:
             print(f"{c.alpha:>6g} {c.beta:>6g} {c.gamma:>6g} {c.product:>10.4f}")
         return 0
+    import optuna  # not before --list: listing the grid answers at once
+
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or default_study_name(config)

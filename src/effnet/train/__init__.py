@@ -11,20 +11,27 @@ writes and prints), ``quick`` (``quick_train``, no files), ``checkpoint``, ``opt
     from effnet.train import TrainConfig, fit, quick_train, evaluate
     cfg = TrainConfig.for_model("efficientnet_b0", data="elpv", img_size=64, epochs=10)
     result = fit(cfg)                      # RunResult(run_dir, metrics)
-"""
-from .checkpoint import latest_checkpoint
-from .config import TrainConfig
-from .ema import build_ema, ema_decay_at
-from .evaluation import evaluate, plot_confusion
-from .quick import quick_train
-from .recipe import PAPER, Recipe, decide
-from .run import RunResult, fit
-from .trainer import Trainer
-from .memory import enable_grad_checkpointing, frozen_batchnorm_stats
-from .optim import RMSpropTF, WarmupCosine, WarmupStepDecay, build_optimizer, build_scheduler, param_groups
 
-__all__ = [
-    "PAPER", "RMSpropTF", "Recipe", "RunResult", "TrainConfig", "Trainer", "WarmupCosine", "WarmupStepDecay", "build_ema",
-    "build_optimizer", "build_scheduler", "decide", "ema_decay_at", "enable_grad_checkpointing", "evaluate", "fit",
-    "frozen_batchnorm_stats", "latest_checkpoint", "param_groups", "plot_confusion", "quick_train",
-]
+``TrainConfig`` and the recipe decisions are pure Python; the torch-backed names load on first use,
+so the command line can read the config's fields without importing torch.
+"""
+from .config import TrainConfig
+from .recipe import PAPER, Recipe, decide
+
+_LAZY = {
+    "latest_checkpoint": "checkpoint", "build_ema": "ema", "ema_decay_at": "ema",
+    "evaluate": "evaluation", "plot_confusion": "evaluation", "quick_train": "quick",
+    "RunResult": "run", "fit": "run", "Trainer": "trainer",
+    "enable_grad_checkpointing": "memory", "frozen_batchnorm_stats": "memory",
+    "RMSpropTF": "optim", "WarmupCosine": "optim", "WarmupStepDecay": "optim", "build_optimizer": "optim",
+    "build_scheduler": "optim", "param_groups": "optim",
+}
+__all__ = ["PAPER", "Recipe", "TrainConfig", "decide", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

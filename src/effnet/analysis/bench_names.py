@@ -1,0 +1,7 @@
+"""The names ``effnet bench`` offers, apart from the benchmark itself so that the command line
+lists them without importing torch (``effnet.analysis.bench`` re-exports them)."""
+
+#: Our paths, in the order they run.
+PATHS = ("eager", "channels_last", "compile", "onnxruntime", "int8")
+#: Peer implementations; each runs these of the paths.
+PEERS = ("torchvision", "timm")
