@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from .scale import add_coefficient_arguments
-from .search_scale import EventPrinter, add_study_arguments, interrupt_on_sigterm, load_base, study_options
+from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, interrupt_on_sigterm, load_base,
+                           print_verdict, study_options)
 
 
 def register(subparsers) -> None:
@@ -48,11 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
     alpha, beta, gamma = coefficients_arg(args)
     config = ScalingStudyConfig(
-        base=load_base(args.base), data=args.data, ratios=_floats(args.ratios, "ratios"),
-        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), img_size=args.img_size,
-        budget_epochs=args.budget_epochs, alpha=alpha, beta=beta, gamma=gamma, seeds=args.seeds,
-        batch_size=args.batch_size, lr=args.lr, limit_per_class=args.limit_per_class, task=args.task,
-        augment=args.augment, max_steps=args.max_steps, recipe=args.recipe,
+        base=load_base(args.base), ratios=_floats(args.ratios, "ratios"),
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), alpha=alpha, beta=beta, gamma=gamma,
+        **budget_arguments(args),
     )
     if args.plan:
         plan = config.plan()
@@ -66,20 +65,24 @@ def run(args: argparse.Namespace) -> int:
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or default_study_name(config)
-    total = (1 + len(config.methods) * len(config.ratios)) * config.seeds
+    total = len(config.candidates()) * config.seeds
     print(f"scaling study: {config.base.name} on {config.data}, methods {', '.join(config.methods)}, ratios "
           f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget_epochs} epoch(s) "
           f"({config.recipe} recipe) from {config.img_size} px; study {name!r} in "
           f"{redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
-    printer = EventPrinter(total, lambda s: f"{s.params['method']} x{s.params['ratio']:g} seed {s.params['seed']}")
+    printer = EventPrinter(total, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
     with interrupt_on_sigterm():
         summary = run_scaling_study(config, opts, on_event=printer)
+    print_verdict(summary, args.json)
     out = Path(opts.out_dir)
-    print(f"{'method':>10} {'target':>7} {'FLOPs (M)':>10} {'x base':>7} {'val acc':>8}")
+    print(f"{'method':>10} {'target':>7} {'FLOPs (M)':>10} {'x base':>7} {'val acc':>8} {'95% CI':>17} {'same as best':>12}")
     for r in summary["rows"]:
         acc = f"{r['acc']:.4f}" if r["acc"] is not None else "-"
-        print(f"{r['method']:>10} {r['target_ratio']:>7g} {r['macs'] / 1e6:>10.1f} {r['achieved_ratio']:>7.2f} {acc:>8}")
-    for f in ("summary.md", "scaling.csv", "scaling.png"):
+        ci = f"{r['ci_low']:.4f}-{r['ci_high']:.4f}" if r.get("ci_low") is not None else "-"
+        same = {None: "-", True: "yes", False: "no"}[r.get("indistinguishable_from_best")] if r["role"] == "candidate" else ""
+        print(f"{r['method']:>10} {r['target_ratio']:>7g} {r['macs'] / 1e6:>10.1f} {r['achieved_ratio']:>7.2f} {acc:>8} "
+              f"{ci:>17} {same:>12}")
+    for f in ("summary.md", "scaling.csv", "scaling.png", "scaling.json"):
         print(f"  {out / f}")
     if not summary["finished"]:
         print("the study is not finished: rerun the same command to continue", file=sys.stderr)

@@ -39,7 +39,7 @@ from ..arch import Network, cost
 from ..fsutil import atomic_savefig, atomic_write_text
 from .arch_space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
-from .keyed_study import KIND_ATTR, SETTINGS_ATTR
+from .engine import KIND_ATTR, SETTINGS_ATTR, check_settings
 from .recipes import check_recipe, headless, quick_train_options
 from .storage import normalise_url
 from .storage import open_storage as open_database
@@ -226,6 +226,7 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
         raise ValueError(f"study name must be a non-empty string, got {name!r}")
     wanted = json.loads(json.dumps(settings.to_dict()))
     directions = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in settings.directions]
+    check_settings(storage, name, KIND, wanted, directions=settings.directions, adopt_unmarked_empty=False)
     try:
         study_id = storage.create_new_study(directions, name)
         created = True
@@ -235,12 +236,6 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
     if created:
         storage.set_study_user_attr(study_id, KIND_ATTR, KIND)
         storage.set_study_user_attr(study_id, SETTINGS_ATTR, wanted)
-    else:
-        attrs = storage.get_study_user_attrs(study_id)
-        if attrs.get(KIND_ATTR) != KIND:
-            what = f"a {attrs[KIND_ATTR]} study" if attrs.get(KIND_ATTR) else "a study not made by effnet search arch"
-            raise ValueError(f"study {name!r} holds {what}; use another --study name")
-        _check_same(name, attrs.get(SETTINGS_ATTR) or {}, wanted)
     # the seed moves with the study's length so a resumed run does not repeat the first proposals
     n_before = len(storage.get_all_trials(study_id, deepcopy=False))
     with warnings.catch_warnings():
@@ -251,13 +246,6 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
         space = settings.space()
         study.enqueue_trial(space.values(space.base_choices()), user_attrs={"is_base": True})
     return study
-
-
-def _check_same(name: str, recorded: dict, wanted: dict) -> None:
-    diffs = [f"{k}={recorded.get(k)!r} (asked {wanted[k]!r})" for k in wanted if recorded.get(k) != wanted[k]]
-    if diffs:
-        raise ValueError(f"study {name!r} was made with other settings: {'; '.join(diffs)}; "
-                         "rerun with the same settings or use another --study name")
 
 
 def count_finished(study: optuna.Study) -> int:
