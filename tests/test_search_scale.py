@@ -313,3 +313,29 @@ def test_grid_search_end_to_end_with_real_training(tmp_path):
     from effnet.arch import Network
 
     assert Network.load(family / "phi1.json").resolution == round(32 * best["gamma"])
+
+
+def test_grid_search_json_holds_per_candidate_intervals_differences_and_the_control(tmp_path, monkeypatch):
+    import effnet.train
+    from search_helpers import PredictingQuickTrain
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    out = tmp_path / "summary.json"
+    proc = _cli("search", "scale", "--data", "synthetic", "--limit-per-class", "100", "--img-size", "32",
+                "--budget-epochs", "1", "--grid-step", "0.1", "--tolerance", "0.02", "--max-coefficient", "1.3",
+                "--seeds", "3", "--out", str(tmp_path / "run"), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    printed = [line for line in proc.stdout.splitlines() if not line.startswith(("grid search:", "trial "))]
+    assert printed[0] == data["verdict"]  # the verdict is the first line of the report
+    rows = {r["key"]: r for r in data["per_candidate"]}
+    assert {"base", "control-4x", "a1.2-b1.1-g1.15", "a2-b1-g1", "a1-b1.4142-g1", "a1-b1-g1.4142"} <= set(rows)
+    for r in rows.values():
+        assert r["seeds_done"] == 3 and r["achieved_ratio"] > 0 and r["ci_low"] <= r["mean"] <= r["ci_high"]
+        assert r["control_separated"] == data["control"]["separated"]
+        if r["role"] in ("candidate", "reference"):
+            assert r["diff_to_best_ci_low"] <= r["diff_to_best"] <= r["diff_to_best_ci_high"]
+            assert isinstance(r["indistinguishable_from_best"], bool)
+    assert data["control"]["separated"]
+    named = data["winner"]
+    assert (named is None) == (len(data["indistinguishable"]) > 1)  # a winner only when it alone is left

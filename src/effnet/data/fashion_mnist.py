@@ -62,9 +62,10 @@ def _read_idx(path: Path, dims: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=2)
-def fashion_mnist_arrays(root: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{"train": (images N x 28 x 28 uint8, labels N uint8), "test": (...)}``, read once per process."""
-    folder = Path(root) if root else fashion_mnist_root()
+def fashion_mnist_arrays(root: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{"train": (images N x 28 x 28 uint8, labels N uint8), "test": (...)}`` from the idx files in
+    ``root``, read once per process (the arrays are read-only)."""
+    folder = Path(root)
     out = {}
     for split, (images, labels) in _FILES.items():
         x, y = _read_idx(folder / images, 3), _read_idx(folder / labels, 1)
@@ -114,7 +115,7 @@ class ArrayDataset(Dataset):
 
 def _resize(images: np.ndarray, size: int) -> torch.Tensor:
     """``N x 28 x 28`` uint8 -> ``N x 1 x size x size`` uint8 (bilinear with antialiasing), in chunks."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1)  # a copy: the cached arrays are read-only
     if size == x.shape[-1]:
         return x.clone()
     out = torch.empty((x.shape[0], 1, size, size), dtype=torch.uint8)
@@ -159,7 +160,7 @@ def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: flo
                                         or limit_per_class < 1):
         raise ValueError(f"limit_per_class must be a positive integer, got {limit_per_class!r}")
     pre = preprocessing if preprocessing is not None else Preprocessing(resolution=img_size)
-    arrays = fashion_mnist_arrays(root)
+    arrays = fashion_mnist_arrays(str(root) if root else str(fashion_mnist_root()))
     x_train, y_train = arrays["train"]
     x_test, y_test = arrays["test"]
     train_idx, val_idx = [], []

@@ -162,7 +162,7 @@ def compare(names: Sequence[str], correct: Sequence[Sequence[Sequence[float]]], 
     centred = boot - acc[None, :]
     q = float(np.quantile(centred.max(axis=1) - centred.min(axis=1), 1 - alpha)) if n > 1 else 0.0
     diff_best = [float(acc[i] - acc[best]) for i in range(n)]
-    indist = [acc[best] - acc[i] <= q + 1e-12 for i in range(n)]
+    indist = [bool(acc[best] - acc[i] <= q + 1e-12) for i in range(n)]
     marginal = [_interval(boot[:, i] - boot[:, best]) if i != best else (0.0, 0.0) for i in range(n)]
     d_base: list[float | None] = [None] * n
     d_base_ci: list[tuple[float, float] | None] = [None] * n
@@ -202,7 +202,7 @@ def paired_difference(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
     acc = point_estimates(mats)
     boot = bootstrap(mats, draws, seed)
     lo, hi = _interval(boot[:, 0] - boot[:, 1])
-    return {"diff": float(acc[0] - acc[1]), "ci_low": lo, "ci_high": hi, "separated": lo > 0}
+    return {"diff": float(acc[0] - acc[1]), "ci_low": lo, "ci_high": hi, "separated": bool(lo > 0)}
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:

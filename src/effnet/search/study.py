@@ -327,6 +327,8 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
         verdict = "; ".join(lines)[:1].upper() + "; ".join(lines)[1:] + "."
     else:
         verdict = "Not decided: " + "; ".join(lines) + "; no winner is named where candidates cannot be told apart."
+    for r in rows.values():
+        r["control_separated"] = control["separated"] if control else None
     only = group_out.get("") or (next(iter(group_out.values())) if len(group_out) == 1 else None)
     summary.update(
         verdict=f"{verdict} [{scope}]", decided=bool(group_out) and control_ok and all(
