@@ -147,3 +147,20 @@ def test_study_json_holds_per_candidate_intervals_differences_and_the_control(tm
         assert isinstance(r["indistinguishable_from_best"], bool) and r["test_ci_low"] <= r["test_mean"]
     # the control (4x multiply-adds) is planted to be clearly better than the base on 300 images x 3 seeds
     assert data["control"]["separated"] and data["control"]["ci_low"] > 0
+
+
+def test_proxy_fidelity_reports_kendall_tau_with_an_interval(tmp_path, monkeypatch):
+    import json
+
+    import effnet.train
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    code, stdout, err = _run("study", "proxy", "--data", "synthetic", "--limit-per-class", "100", "--img-size", "32",
+                             "--ratios", "2,4", "--methods", "width", "--seeds", "2", "--budget-epochs", "1",
+                             "--factor", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    data = json.loads((tmp_path / "proxy.json").read_text())
+    assert data["verdict"] in stdout and data["long_epochs"] == 2 * data["proxy_epochs"]
+    assert data["tau_ci_low"] <= data["tau"] <= data["tau_ci_high"] and len(data["candidates"]) == 4
+    # the stand-in's accuracy grows with multiply-adds at any budget: the rankings agree
+    assert data["tau"] > 0.5

@@ -130,3 +130,13 @@ def test_architecture_search_evaluator_uses_the_same_recipes(spy):
                                                 **PROXY_RECIPES["short"]["train"]}
     with pytest.raises(ValueError, match="unknown training recipe"):
         ArchSearchSettings(target_macs=8e6, recipe="long")
+
+
+def test_architecture_search_evaluator_trains_every_seed_and_rewards_the_mean(spy):
+    from effnet.search.arch_search import TrainEvaluator
+
+    out = TrainEvaluator(object(), img_size=32, epochs=1, seed=5, seeds=3)(get_network("efficientnet_b0"))
+    assert [kwargs["seed"] for _, kwargs in spy.calls] == [5, 6, 7]
+    assert out["accuracy"] == 0.5 and out["accuracy_per_seed"] == "0.5000 0.5000 0.5000"
+    with pytest.raises(ValueError, match="seeds"):
+        TrainEvaluator(object(), img_size=32, epochs=1, seeds=0)

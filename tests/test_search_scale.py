@@ -339,3 +339,22 @@ def test_grid_search_json_holds_per_candidate_intervals_differences_and_the_cont
     assert data["control"]["separated"]
     named = data["winner"]
     assert (named is None) == (len(data["indistinguishable"]) > 1)  # a winner only when it alone is left
+
+
+def test_racing_gives_survivors_more_seeds_and_reports_training_received(tmp_path, monkeypatch):
+    import effnet.train
+    from search_helpers import PredictingQuickTrain
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    proc = _cli("search", "scale", "--data", "synthetic", "--limit-per-class", "60", "--img-size", "32",
+                "--budget-epochs", "1", "--grid-step", "0.1", "--tolerance", "0.02", "--max-coefficient", "1.3",
+                "--seeds", "1", "--race", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    race = json.loads((tmp_path / "race.json").read_text())
+    first = race["rounds"][0]
+    assert first["epochs"] == 1 and first["seeds"] == 1 and len(first["kept"]) < first["candidates"]
+    got = {k: v["epoch_seeds"] for k, v in race["training_received"].items()}
+    assert got["base"] == got["control-4x"] == 1 + 2 * 2  # the control runs in every round
+    for key in first["kept"]:
+        assert got[key] == 5  # 1 epoch x 1 seed, then 2 epochs x 2 seeds
+    assert {got[k] for k in got if k not in first["kept"] and k not in ("base", "control-4x")} == {1}

@@ -153,6 +153,9 @@ def register(subparsers) -> None:
     p.add_argument("--prune", action="store_true",
                    help="evaluate after every epoch and stop trials below the median (Optuna MedianPruner)")
     p.add_argument("--list", action="store_true", help="print the candidate grid and exit (no training)")
+    p.add_argument("--race", type=int, default=None, metavar="ROUNDS",
+                   help="successive halving: after each round keep the top third plus every candidate "
+                        "indistinguishable from the best, then double the epochs and the seeds (writes race.json)")
     add_study_arguments(p, out_default="runs/scale-search")
     p.set_defaults(func=run)
 
@@ -189,6 +192,20 @@ def run(args: argparse.Namespace) -> int:
           f"x gamma^phi; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(len(candidates) * config.seeds,
                            lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
+    if args.race is not None:
+        from ..search.racing import run_race
+        from ..search.scale_search import KIND
+
+        with interrupt_on_sigterm():
+            race = run_race(KIND, config, opts, name, config.plan, rounds=args.race, on_event=printer)
+        print_verdict(race, args.json)
+        for r in race["rounds"]:
+            print(f"round {r['round']}: {r['candidates']} candidates, {r['epochs']} epoch(s) x {r['seeds']} seed(s); "
+                  f"kept {len(r['kept'])}: {', '.join(r['kept'][:8])}")
+        print("training received (epochs x seeds): " + ", ".join(
+            f"{k} {v['epoch_seeds']}" for k, v in race["training_received"].items()))
+        print(f"  {Path(opts.out_dir) / 'race.json'}")
+        return 0
     with interrupt_on_sigterm():
         summary = run_scale_search(config, opts, on_event=printer)
     print_verdict(summary, args.json)

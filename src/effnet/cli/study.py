@@ -11,7 +11,7 @@ from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, 
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("study", help="studies of the paper's claims (scaling)",
+    p = subparsers.add_parser("study", help="studies of the paper's claims (scaling, proxy fidelity)",
                               description="Studies that reproduce the paper's analyses on your data.")
     sub = p.add_subparsers(dest="study_command", metavar="STUDY")
     sub.required = True
@@ -31,6 +31,19 @@ def register(subparsers) -> None:
     s.add_argument("--plan", action="store_true", help="print the matched networks and their FLOPs, train nothing")
     add_study_arguments(s, out_default="runs/scaling-study")
     s.set_defaults(func=run)
+    x = sub.add_parser(
+        "proxy", help="proxy fidelity: does the short budget rank candidates like a longer one (Kendall tau)",
+        description="Train the scaling study's networks at --budget-epochs and at --factor times it, with the same "
+                    "paired seeds, and report Kendall tau between the two rankings with a bootstrap interval over "
+                    "seeds. A tau whose interval includes 0 means the proxy ranks nothing.",
+    )
+    x.add_argument("--base", default="efficientnet_b0", help="registered network or description JSON")
+    x.add_argument("--ratios", default="2,4", help="FLOPs ratios to the base, comma-separated (default 2,4)")
+    x.add_argument("--methods", default="depth,width,resolution,compound", help="scaling methods (default all four)")
+    x.add_argument("--factor", type=int, default=3, metavar="K", help="the long budget is K x the proxy's (default 3)")
+    add_coefficient_arguments(x)
+    add_study_arguments(x, out_default="runs/proxy-study")
+    x.set_defaults(func=run_proxy)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -40,19 +53,51 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         raise ValueError(f"--{what} must be comma-separated numbers, got {text!r}") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    import optuna
-
-    from ..search.scaling_study import ScalingStudyConfig, default_study_name, run_scaling_study
-    from ..search.storage import normalise_url, redact
+def _config(args: argparse.Namespace):
+    from ..search.scaling_study import ScalingStudyConfig
     from .scale import coefficients_arg
 
     alpha, beta, gamma = coefficients_arg(args)
-    config = ScalingStudyConfig(
+    return ScalingStudyConfig(
         base=load_base(args.base), ratios=_floats(args.ratios, "ratios"),
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), alpha=alpha, beta=beta, gamma=gamma,
         **budget_arguments(args),
     )
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..search.proxy import run_proxy_check
+
+    config = _config(args)
+    opts = study_options(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n = len(config.candidates()) * config.seeds
+    print(f"proxy fidelity: {config.base.name} on {config.data}, {n} trials at {config.budget_epochs} epoch(s) and "
+          f"{n} at {config.budget_epochs * args.factor}", flush=True)
+    printer = EventPrinter(2 * n, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
+    with interrupt_on_sigterm():
+        summary = run_proxy_check(config, opts, args.factor, on_event=printer)
+    print(summary["verdict"])
+    print(f"{'candidate':>16} {'proxy acc':>9} {'long acc':>9}")
+    for c in summary["candidates"]:
+        print(f"{c['key']:>16} {c['proxy_mean']:>9.4f} {c['long_mean']:>9.4f}")
+    print(f"  {Path(opts.out_dir) / 'proxy.json'}")
+    if args.json:
+        from ..search.study import write_json
+
+        print(f"  {write_json(args.json, summary)}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..search.scaling_study import default_study_name, run_scaling_study
+    from ..search.storage import normalise_url, redact
+
+    config = _config(args)
     if args.plan:
         plan = config.plan()
         print(f"{config.base.name} from {config.img_size} px ({config.base.num_classes} classes); FLOPs are "

@@ -50,7 +50,6 @@ DUPLICATE_ATTR = "effnet.duplicate_of"
 SPARE_ATTR = "effnet.spare"
 RESULT_ATTR = "effnet.result"
 INTERRUPTED_ATTR = "effnet.interrupted"
-STARTED_ATTR = "effnet.started"
 
 
 @dataclass(frozen=True)
@@ -329,8 +328,8 @@ class PlannedStudy:
             for k in (ERROR_ATTR, INTERRUPTED_ATTR):  # a retry arrives with its predecessor's attributes
                 if trial.user_attrs.get(k) is not None:
                     trial.set_user_attr(k, None)
-            trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
-            trial.set_user_attr(STARTED_ATTR, trial.number)
+            # which trial this is and who runs it, in one commit (a retry copies its predecessor's attributes)
+            trial.set_user_attr(WORKER_ATTR, [trial.number, f"{socket.gethostname()}:{os.getpid()}"])
             if on_event:
                 on_event("start", trial.number, spec, None)
             reporter = Reporter(trial, self.pruner is not None)
@@ -372,7 +371,8 @@ class PlannedStudy:
 
         now = time.time()
         for t in self._all((TrialState.RUNNING,)):
-            if t.user_attrs.get(STARTED_ATTR) == t.number or t.datetime_start is None:
+            started = t.user_attrs.get(WORKER_ATTR)
+            if (isinstance(started, list) and started and started[0] == t.number) or t.datetime_start is None:
                 continue
             if now - t.datetime_start.timestamp() > 2 * self.grace_period:
                 try:
@@ -416,11 +416,13 @@ class PlannedStudy:
                 if lost is not None:
                     self._recover(lost)
                     lost = None
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(self._study)
-                self._fail_orphans()
                 if not self._all((TrialState.WAITING,)):
+                    with warnings.catch_warnings():  # (optimize does this itself before each trial)
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        optuna.storages.fail_stale_trials(self._study)
+                    self._fail_orphans()
+                    if self._all((TrialState.WAITING,)):
+                        continue
                     if not wait or not self._all((TrialState.RUNNING,)):
                         break
                     time.sleep(poll)
@@ -470,9 +472,12 @@ class PlannedStudy:
             attrs = {k: v for k, v in t.user_attrs.items() if not k.startswith("effnet.")}
             if t.state.name in ("COMPLETE", "PRUNED"):
                 attrs.update(t.user_attrs.get(RESULT_ATTR) or {})
-            for k in (ERROR_ATTR, WORKER_ATTR, DUPLICATE_ATTR):
+            for k in (ERROR_ATTR, DUPLICATE_ATTR):
                 if t.user_attrs.get(k) is not None and not (k == ERROR_ATTR and t.state.name == "COMPLETE"):
                     attrs[k.split(".", 1)[1]] = t.user_attrs[k]
+            started = t.user_attrs.get(WORKER_ATTR)
+            if isinstance(started, list) and len(started) == 2:
+                attrs["worker"] = started[1]
             duration = t.duration.total_seconds() if t.duration is not None else None
             out.append(TrialRecord(
                 number=t.number, key=t.user_attrs.get(KEY_ATTR), state=t.state.name,
