@@ -71,6 +71,7 @@ def test_study_trains_every_method_and_ratio_once_and_plots_them(tmp_path):
     assert [(r["method"], float(r["target_ratio"])) for r in rows] == [("baseline", 1.0)] + [
         (m, r) for m in METHODS for r in (2.0, 4.0)]
     assert all(float(r["acc"]) > 0 for r in rows) and summary["finished"]
+    assert summary["verdict"].startswith("Not decided: one seed")  # one run each: no interval, no winner
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     again = Fake()
     run_scaling_study(cfg, StudyOptions(tmp_path), trainer=again)

@@ -345,7 +345,11 @@ def test_racing_gives_survivors_more_seeds_and_reports_training_received(tmp_pat
     import effnet.train
     from search_helpers import PredictingQuickTrain
 
-    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    def peak(desc, img_size):  # PeakTrainer's landscape, per image: the paper's point is clearly best
+        a, b, g = (float(x) for x in re.search(r"-a([\d.]+)-b([\d.]+)-g([\d.]+)-phi", desc.name).groups())
+        return max(0.2, 0.9 - 2 * (abs(a - 1.2) + abs(b - 1.1) + abs(g - 1.15)))
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain(peak))
     proc = _cli("search", "scale", "--data", "synthetic", "--limit-per-class", "60", "--img-size", "32",
                 "--budget-epochs", "1", "--grid-step", "0.1", "--tolerance", "0.02", "--max-coefficient", "1.3",
                 "--seeds", "1", "--race", "2", "--out", str(tmp_path))

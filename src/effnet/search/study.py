@@ -274,6 +274,17 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
     keys = list(done_by_key)
     val = _aligned([done_by_key[k] for k in keys], "val")
     by_image = val is not None
+    if not by_image and config.seeds < 2:
+        # one accuracy from one run per candidate: there is nothing to estimate noise from
+        for k in keys:
+            rows[k]["mean"] = rows[k]["run_mean"]
+        contenders = [k for members in groups.values() for k in members if k in done_by_key]
+        leader = max(contenders, key=lambda k: rows[k]["mean"]) if contenders else None
+        summary.update(verdict="Not decided: one seed and one accuracy per run (no per-image predictions), so no "
+                               "interval can be computed; no winner is named. Use --seeds 3 or more.",
+                       decided=False, best=leader, winner=None, control=None, groups={}, by_image=False,
+                       indistinguishable=None, selection="chosen on validation accuracy")
+        return summary
     scores = dict(zip(keys, val if by_image else [[np.array([r.value]) for r in done_by_key[k]] for k in keys]))
     # everything against the baseline (named before any data): bootstrap p-values, Holm-corrected
     allcmp = stats.compare(keys, [scores[k] for k in keys], draws=config.bootstrap_draws, seed=0,
