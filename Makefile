@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(VENV)/bin/effnet demo
 
 test: $(STAMP)
-	# services some end-to-end tests use: PostgreSQL on loopback, headless Chromium (Debian packages)
-	for s in scripts/ensure_postgres.sh scripts/ensure_chromium.sh; do [ ! -f $$s ] || bash $$s || exit 1; done
+	# what some end-to-end tests use: PostgreSQL on loopback, headless Chromium, Fashion-MNIST (Debian packages)
+	for s in scripts/ensure_postgres.sh scripts/ensure_chromium.sh scripts/ensure_fashion_mnist.sh; do [ ! -f $$s ] || bash $$s || exit 1; done
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)

@@ -3,7 +3,7 @@
     python benchmarks/bench_search.py overhead            # storage/orchestration cost per trial
     python benchmarks/bench_search.py timing RUN_DIR      # a finished `effnet search scale` run
 
-``overhead`` runs a 15-point grid with a trainer that returns at once, so everything measured is
+``overhead`` runs a small grid (with its reference points and control pair) with a trainer that returns at once, so everything measured is
 the study machinery (SQLite storage, heartbeats, queueing) plus the report. ``timing`` reads a real
 run's study: per trial, the wall time in storage (start to complete), the objective's own time
 (``trial_time_s``: data, model build, training, evaluation) and the training loop alone
@@ -21,7 +21,7 @@ from pathlib import Path
 def overhead() -> None:
     from effnet.arch import get_network
     from effnet.search.runner import StudyOptions
-    from effnet.search.scale_search import ScaleSearchConfig, grid_candidates, run_scale_search
+    from effnet.search.scale_search import ScaleSearchConfig, run_scale_search
 
     class Instant:
         num_classes = 2
@@ -31,7 +31,7 @@ def overhead() -> None:
 
     cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=64, budget_epochs=1,
                             grid_step=0.1, tolerance=0.05, max_coefficient=1.4)
-    n = len(grid_candidates(0.1, 0.05, max_coefficient=1.4))
+    n = len(cfg.plan(Instant.num_classes))  # grid points after matching and merging, references, control pair
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         run_scale_search(cfg, StudyOptions(tmp, heartbeat_interval=10, grace_period=60), trainer=Instant())

@@ -6,6 +6,8 @@
 # 127.0.0.1:$EFFNET_PG_PORT (default 55432), and creates the role and database the tests use.
 # Idempotent: rerunning it leaves a running server alone. Prints nothing on success; the SQLAlchemy
 # URL of the test database is written to $EFFNET_PG_URL_FILE (default $EFFNET_PG_DIR/url).
+# `ensure_postgres.sh stop` stops that cluster (the storage-fault test stops and restarts a private
+# one, with its own EFFNET_PG_DIR and EFFNET_PG_PORT, so the shared server is never touched).
 set -euo pipefail
 
 PG_DIR=${EFFNET_PG_DIR:-/tmp/effnet-postgres}
@@ -50,6 +52,12 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     RUN=()
     OWNER=$(id -un)
+fi
+
+if [ "${1:-}" = "stop" ]; then
+    [ -s "$PG_DIR/data/PG_VERSION" ] || exit 0
+    "${RUN[@]}" "$BINDIR/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+    exit 0
 fi
 
 mkdir -p "$PG_DIR"

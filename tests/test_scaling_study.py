@@ -11,6 +11,7 @@ import pytest
 from effnet.arch import cost, get_network, scale
 from effnet.search.runner import StudyOptions
 from effnet.search.scaling_study import METHODS, ScalingStudyConfig, match_flops, run_scaling_study
+from search_helpers import PredictingQuickTrain
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v2", "resnet50"])
@@ -70,6 +71,7 @@ def test_study_trains_every_method_and_ratio_once_and_plots_them(tmp_path):
     assert [(r["method"], float(r["target_ratio"])) for r in rows] == [("baseline", 1.0)] + [
         (m, r) for m in METHODS for r in (2.0, 4.0)]
     assert all(float(r["acc"]) > 0 for r in rows) and summary["finished"]
+    assert summary["verdict"].startswith("Not decided: one seed")  # one run each: no interval, no winner
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     again = Fake()
     run_scaling_study(cfg, StudyOptions(tmp_path), trainer=again)
@@ -91,7 +93,7 @@ def test_study_with_other_settings_is_refused_and_left_alone(tmp_path):
 
     trials = optuna.load_study(study_name="scaling-study-efficientnet_b0",
                                storage=f"sqlite:///{tmp_path / 'study.db'}").trials
-    assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len(trials) == len(cfg.candidates(3)) == 3 and all(t.state.name == "COMPLETE" for t in trials)
     assert before > 0
 
 
@@ -119,3 +121,47 @@ def test_bad_study_input_is_one_line(tmp_path, args, needle):
     code, out, err = _run("study", "scaling", "--data", "synthetic", "--out", str(tmp_path), *args)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("effnet study: error:") and needle in lines[0], err
+
+
+def test_study_json_holds_per_candidate_intervals_differences_and_the_control(tmp_path, monkeypatch):
+    import json
+
+    import effnet.train
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    out = tmp_path / "summary.json"
+    code, stdout, err = _run("study", "scaling", "--base", "efficientnet_b0", "--data", "synthetic",
+                             "--limit-per-class", "200", "--img-size", "32", "--ratios", "2", "--methods",
+                             "width,resolution", "--seeds", "3", "--budget-epochs", "1", "--out",
+                             str(tmp_path / "run"), "--json", str(out))
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    assert data["verdict"] == [line for line in stdout.splitlines() if not line.startswith(("scaling study:", "trial "))][0]
+    rows = {r["key"]: r for r in data["per_candidate"]}
+    assert set(rows) == {"base", "width-x2", "resolution-x2", "control-4x"}
+    for r in rows.values():
+        assert r["seeds_done"] == "3/3" and r["achieved_ratio"] > 0
+        assert r["ci_low"] <= r["mean"] <= r["ci_high"] and r["control_separated"] == data["control"]["separated"]
+    for key in ("width-x2", "resolution-x2"):
+        r = rows[key]
+        assert r["diff_to_best_ci_low"] <= r["diff_to_best"] <= r["diff_to_best_ci_high"]
+        assert isinstance(r["indistinguishable_from_best"], bool) and r["test_ci_low"] <= r["test_mean"]
+    # the control (4x multiply-adds) is planted to be clearly better than the base on 300 images x 3 seeds
+    assert data["control"]["separated"] and data["control"]["ci_low"] > 0
+
+
+def test_proxy_fidelity_reports_kendall_tau_with_an_interval(tmp_path, monkeypatch):
+    import json
+
+    import effnet.train
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    code, stdout, err = _run("study", "proxy", "--data", "synthetic", "--limit-per-class", "100", "--img-size", "32",
+                             "--ratios", "2,4", "--methods", "width", "--seeds", "2", "--budget-epochs", "1",
+                             "--factor", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    data = json.loads((tmp_path / "proxy.json").read_text())
+    assert data["verdict"] in stdout and data["long_epochs"] == 2 * data["proxy_epochs"]
+    assert data["tau_ci_low"] <= data["tau"] <= data["tau_ci_high"] and len(data["candidates"]) == 4
+    # the stand-in's accuracy grows with multiply-adds at any budget: the rankings agree
+    assert data["tau"] > 0.5

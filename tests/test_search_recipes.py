@@ -47,7 +47,7 @@ def _study_config(**kw):
 
 def test_short_recipe_reaches_quick_train_from_the_grid_search(tmp_path, spy):
     run_scale_search(_scale_config(), StudyOptions(tmp_path))
-    assert len(spy.calls) == 2
+    assert len(spy.calls) == len(_scale_config().plan())
     for desc, kwargs in spy.calls:
         assert desc.num_classes == 0  # quick_train adds a new, zero-initialised head
         for key, value in PROXY_RECIPES["short"]["train"].items():
@@ -56,7 +56,7 @@ def test_short_recipe_reaches_quick_train_from_the_grid_search(tmp_path, spy):
 
 def test_paper_recipe_and_explicit_lr_reach_quick_train_from_the_scaling_study(tmp_path, spy):
     run_scaling_study(_study_config(recipe="paper", lr=0.05), StudyOptions(tmp_path))
-    assert len(spy.calls) == 2
+    assert len(spy.calls) == len(_study_config().candidates())
     for desc, kwargs in spy.calls:
         assert desc.num_classes > 0 and kwargs["lr"] == 0.05
         assert not {"bn_momentum", "optimizer", "ema", "schedule"} & set(kwargs)
@@ -130,3 +130,13 @@ def test_architecture_search_evaluator_uses_the_same_recipes(spy):
                                                 **PROXY_RECIPES["short"]["train"]}
     with pytest.raises(ValueError, match="unknown training recipe"):
         ArchSearchSettings(target_macs=8e6, recipe="long")
+
+
+def test_architecture_search_evaluator_trains_every_seed_and_rewards_the_mean(spy):
+    from effnet.search.arch_search import TrainEvaluator
+
+    out = TrainEvaluator(object(), img_size=32, epochs=1, seed=5, seeds=3)(get_network("efficientnet_b0"))
+    assert [kwargs["seed"] for _, kwargs in spy.calls] == [5, 6, 7]
+    assert out["accuracy"] == 0.5 and out["accuracy_per_seed"] == "0.5000 0.5000 0.5000"
+    with pytest.raises(ValueError, match="seeds"):
+        TrainEvaluator(object(), img_size=32, epochs=1, seeds=0)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from effnet.arch import get_network, round_filters, round_repeats
+from effnet.arch import cost, get_network, round_filters, round_repeats
 from effnet.search.scale_search import (Coefficients, ScaleSearchConfig, grid_candidates, run_scale_search,
                                         scaled_candidate)
 from effnet.search.runner import StudyOptions
@@ -85,23 +85,54 @@ def test_candidate_trains_at_base_resolution_times_gamma_to_the_phi():
     assert desc.stages[-1].repeats == round_repeats(1, 1.2**2)
 
 
-def test_search_scores_every_point_and_reports_the_best(tmp_path):
+def test_search_scores_every_candidate_with_paired_seeds_and_names_the_planted_peak(tmp_path):
     cfg = _config(seeds=2)
     trainer = PeakTrainer()
     summary = run_scale_search(cfg, StudyOptions(tmp_path), trainer=trainer)
-    cands = grid_candidates(0.1, 0.05, max_coefficient=1.3)
-    assert len(trainer.calls) == len(set(trainer.calls)) == 2 * len(cands)
-    best = max(cands, key=lambda c: -abs(c.alpha - 1.2) - abs(c.beta - 1.1) - abs(c.gamma - 1.15))
-    assert (summary["best"]["alpha"], summary["best"]["beta"], summary["best"]["gamma"]) == (best.alpha, best.beta, best.gamma)
-    assert summary["best"]["val_acc"] == pytest.approx(0.9 - abs(best.alpha - 1.2) - abs(best.beta - 1.1)
-                                                       - abs(best.gamma - 1.15) + 0.0005)  # mean of seeds 0 and 1
+    cands = cfg.plan(3)
+    assert len(trainer.calls) == 2 * len(cands)
+    assert sorted(seed for *_, seed in trainer.calls) == sorted([0, 1] * len(cands))
+    # the peak of PeakTrainer is the paper's point; the control (base vs base at 4x) is separated
+    assert summary["winner"] == "a1.2-b1.1-g1.15" and summary["decided"]
+    assert summary["verdict"].startswith("Winner a1.2-b1.1-g1.15")
+    assert summary["control"]["separated"] and summary["control"]["diff"] == pytest.approx(0.45)
+    assert summary["best"]["val_acc"] == pytest.approx(0.9005)  # mean of seeds 0 and 1
     rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
     assert len(rows) == 2 * len(cands) and {r["state"] for r in rows} == {"COMPLETE"}
-    assert all(int(r["macs"]) > 0 and int(r["params"]) > 0 for r in rows)
-    assert json.loads((tmp_path / "best.json").read_text())["best"]["alpha"] == best.alpha
+    assert all(int(r["macs"]) > 0 for r in rows)
+    stored = json.loads((tmp_path / "best.json").read_text())
+    assert stored["best"]["alpha"] == 1.2 and stored["verdict"] == summary["verdict"]
     for png in ("heatmap.png", "acc_vs_flops.png"):
         assert (tmp_path / png).read_bytes()[:8] == PNG
     assert "FLOPs" in (tmp_path / "points.md").read_text()
+
+
+def test_plan_always_has_the_control_the_paper_point_and_the_corners_at_matched_cost():
+    cands, notes = _config(img_size=64).plan_with_notes(3)
+    keys = [c.key for c in cands]
+    assert keys[:2] == ["base", "control-4x"]
+    assert {"a1.2-b1.1-g1.15", "a2-b1-g1", "a1-b1.4142-g1", "a1-b1-g1.4142"} <= set(keys)
+    assert len(keys) == len(set(keys))
+    b0 = get_network("efficientnet_b0").replace(num_classes=3)
+    base_macs = cost(b0, 64).macs
+    for c in cands:
+        real = cost(c.desc, c.img_size).macs / base_macs
+        assert c.facts["achieved_ratio"] == pytest.approx(real)  # the ratio reported is the realised one
+        if c.role == "candidate":  # grid points are on target or dropped
+            assert abs(real / 2 - 1) <= 0.1 + 1e-9
+    assert abs(cands[1].facts["achieved_ratio"] / 4 - 1) < 0.35
+    # identical networks are one candidate: no two candidates build the same network at the same size
+    sigs = {(json.dumps(c.desc.replace(name="x").to_dict(), sort_keys=True), c.img_size) for c in cands}
+    assert len(sigs) == len(cands)
+    assert notes["dropped_off_target"] >= 0
+
+
+def test_points_that_build_the_same_network_are_merged():
+    # at phi 1 and 32 px, alpha 1.1 and 1.2 round B0's one-block stages the same way for some points
+    cfg = _config(grid_step=0.05, tolerance=0.1, max_coefficient=1.25, cost_tolerance=0.5)
+    cands, notes = cfg.plan_with_notes(3)
+    merged = [k for ks in notes["merged"].values() for k in ks]
+    assert merged and not set(merged) & {c.key for c in cands}
 
 
 def test_rerun_of_a_finished_search_trains_nothing(tmp_path):
@@ -177,7 +208,7 @@ def _wait_for(cond, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-N_SMALL_GRID = len(grid_candidates(0.1, 0.05, max_coefficient=1.3))
+N_SMALL_GRID = len(_config().plan(3))  # the candidates of WORKER's study (one seed each)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
@@ -265,12 +296,16 @@ def test_grid_search_end_to_end_with_real_training(tmp_path):
                 "--budget-epochs", "1", "--grid-step", "0.1", "--tolerance", "0.02", "--max-coefficient", "1.3",
                 "--batch-size", "8", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "best: alpha 1.2" in proc.stdout
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith(("grid search:", "trial "))]
+    assert lines[0].startswith(("Winner", "Not decided", "This data and budget cannot resolve"))  # verdict first
     rows = list(csv.DictReader((out / "trials.csv").open()))
-    assert len(rows) == 2 and all(r["state"] == "COMPLETE" and 0 <= float(r["val_acc"]) <= 1 for r in rows)
-    assert {r["resolution"] for r in rows} == {str(round(32 * 1.3)), "32"}
-    assert float(rows[0]["train_time_s"]) > 0
-    best = json.loads((out / "best.json").read_text())["best"]
+    n = len(_config(tolerance=0.02).plan(3))
+    assert len(rows) == n and all(r["state"] == "COMPLETE" and 0 <= float(r["val_acc"]) <= 1 for r in rows)
+    assert float(rows[0]["train_time_s"]) > 0 and all(r["test_acc"] != "" for r in rows)
+    summary = json.loads((out / "best.json").read_text())
+    per = {p["key"]: p for p in summary["per_candidate"]}
+    assert per["base"]["seeds_done"] == 1 and per["base"]["mean"] is not None
+    best = summary["best"]
     family = tmp_path / "family"
     proc = _cli("scale", "--base", "efficientnet_b0", "--coefficients", str(out / "best.json"), "--phi", "0,1",
                 "--img-size", "32", "--out", str(family))
@@ -278,3 +313,52 @@ def test_grid_search_end_to_end_with_real_training(tmp_path):
     from effnet.arch import Network
 
     assert Network.load(family / "phi1.json").resolution == round(32 * best["gamma"])
+
+
+def test_grid_search_json_holds_per_candidate_intervals_differences_and_the_control(tmp_path, monkeypatch):
+    import effnet.train
+    from search_helpers import PredictingQuickTrain
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    out = tmp_path / "summary.json"
+    proc = _cli("search", "scale", "--data", "synthetic", "--limit-per-class", "100", "--img-size", "32",
+                "--budget-epochs", "1", "--grid-step", "0.1", "--tolerance", "0.02", "--max-coefficient", "1.3",
+                "--seeds", "3", "--out", str(tmp_path / "run"), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    printed = [line for line in proc.stdout.splitlines() if not line.startswith(("grid search:", "trial "))]
+    assert printed[0] == data["verdict"]  # the verdict is the first line of the report
+    rows = {r["key"]: r for r in data["per_candidate"]}
+    assert {"base", "control-4x", "a1.2-b1.1-g1.15", "a2-b1-g1", "a1-b1.4142-g1", "a1-b1-g1.4142"} <= set(rows)
+    for r in rows.values():
+        assert r["seeds_done"] == 3 and r["achieved_ratio"] > 0 and r["ci_low"] <= r["mean"] <= r["ci_high"]
+        assert r["control_separated"] == data["control"]["separated"]
+        if r["role"] in ("candidate", "reference"):
+            assert r["diff_to_best_ci_low"] <= r["diff_to_best"] <= r["diff_to_best_ci_high"]
+            assert isinstance(r["indistinguishable_from_best"], bool)
+    assert data["control"]["separated"]
+    named = data["winner"]
+    assert (named is None) == (len(data["indistinguishable"]) > 1)  # a winner only when it alone is left
+
+
+def test_racing_gives_survivors_more_seeds_and_reports_training_received(tmp_path, monkeypatch):
+    import effnet.train
+    from search_helpers import PredictingQuickTrain
+
+    def peak(desc, img_size):  # PeakTrainer's landscape, per image: the paper's point is clearly best
+        a, b, g = (float(x) for x in re.search(r"-a([\d.]+)-b([\d.]+)-g([\d.]+)-phi", desc.name).groups())
+        return max(0.2, 0.9 - 2 * (abs(a - 1.2) + abs(b - 1.1) + abs(g - 1.15)))
+
+    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain(peak))
+    proc = _cli("search", "scale", "--data", "synthetic", "--limit-per-class", "60", "--img-size", "32",
+                "--budget-epochs", "1", "--grid-step", "0.1", "--tolerance", "0.02", "--max-coefficient", "1.3",
+                "--seeds", "1", "--race", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    race = json.loads((tmp_path / "race.json").read_text())
+    first = race["rounds"][0]
+    assert first["epochs"] == 1 and first["seeds"] == 1 and len(first["kept"]) < first["candidates"]
+    got = {k: v["epoch_seeds"] for k, v in race["training_received"].items()}
+    assert got["base"] == got["control-4x"] == 1 + 2 * 2  # the control runs in every round
+    for key in first["kept"]:
+        assert got[key] == 5  # 1 epoch x 1 seed, then 2 epochs x 2 seeds
+    assert {got[k] for k in got if k not in first["kept"] and k not in ("base", "control-4x")} == {1}

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                     "resumes where it stopped and several workers can share one study. FLOPs are multiply-adds "
                     "at --img-size.",
     )
-    p.add_argument("--data", required=True, help="'elpv', 'synthetic', an image folder or a CSV list")
+    p.add_argument("--data", required=True, help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a CSV list")
     p.add_argument("--target-macs", required=True, metavar="N",
                    help="target T in multiply-adds at --img-size (e.g. 30M)")
     # base and strategy are checked by the library, so a bad value is one line, not a usage dump
@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="runs/arch-search", metavar="DIR",
                    help="folder for best.json, trials.csv/.md, accuracy_vs_macs.png and the default study.db")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="train every candidate with K seeds (the same for all) and reward their mean accuracy")
     p.add_argument("--task", default="default", help="labelling of the elpv data ('default' or 'binary')")
     p.add_argument("--limit-per-class", type=int, default=None, metavar="N", help="use at most N images per class")
     p.add_argument("--batch-size", type=int, default=32)
@@ -89,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
     settings = ArchSearchSettings(
         target_macs=target_macs, base=args.base, strategy=args.strategy, w=args.w, img_size=args.img_size,
         num_classes=splits.num_classes, data=data, budget_epochs=args.budget_epochs, include_base=not args.no_base,
-        recipe=args.recipe,
+        recipe=args.recipe, seeds=args.seeds,
     )
     evaluate = TrainEvaluator(splits, img_size=args.img_size, epochs=args.budget_epochs, batch_size=args.batch_size,
-                              recipe=args.recipe, seed=args.seed, max_steps=args.max_steps)
+                              recipe=args.recipe, seed=args.seed, max_steps=args.max_steps, seeds=args.seeds)
 
     def report(trial) -> None:
         a = trial.user_attrs

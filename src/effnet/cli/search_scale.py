@@ -13,10 +13,16 @@ CONSTRAINT_HELP = ("candidates are alpha, beta, gamma >= 1 on the grid with |alp
 
 def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str) -> None:
     """Options every training study shares: data, budget, storage, workers."""
-    p.add_argument("--data", required=True, help="'elpv', 'synthetic', an image folder or a CSV list")
+    p.add_argument("--data", required=True, help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a CSV list")
     p.add_argument("--img-size", type=int, default=64, metavar="PX", help="base training resolution (default 64)")
     p.add_argument("--budget-epochs", type=int, default=2, metavar="N", help="training epochs per trial (default 2)")
-    p.add_argument("--seeds", type=int, default=1, metavar="K", help="training seeds per point; scores are means")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="paired training seeds per candidate (seed k: same initialisation and data order for every "
+                        "candidate); 3 or more where time allows")
+    p.add_argument("--split-seeds", action="store_true",
+                   help="seed k also re-draws the train/validation/test split (shared by every candidate of seed k)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the summary (verdict, control, per-candidate intervals) as JSON to FILE")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--recipe", default="short",
                    help="training recipe per trial: 'short' (default; AdamW, cosine, BatchNorm momentum 0.1, "
@@ -41,6 +47,9 @@ def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str) -> None
                    help="seconds between heartbeats of a running trial (default 10)")
     p.add_argument("--grace", type=int, default=60, metavar="S",
                    help="a running trial without a heartbeat for S seconds is retried (default 60)")
+    p.add_argument("--storage-wait", type=float, default=120.0, metavar="S",
+                   help="when the database goes away, retry with back-off for up to S seconds, then stop "
+                        "(rerun to resume; default 120)")
 
 
 def study_options(args: argparse.Namespace):
@@ -48,7 +57,28 @@ def study_options(args: argparse.Namespace):
 
     return StudyOptions(out_dir=args.out, storage=args.storage, study_name=args.study,
                         heartbeat_interval=args.heartbeat, grace_period=args.grace, n_trials=args.n_trials,
-                        workers=args.workers, wait=not args.no_wait).check()
+                        workers=args.workers, wait=not args.no_wait, storage_wait_s=args.storage_wait).check()
+
+
+def budget_arguments(args: argparse.Namespace) -> dict:
+    """The ``StudyConfig`` fields the shared options set."""
+    return dict(data=args.data, img_size=args.img_size, budget_epochs=args.budget_epochs, seeds=args.seeds,
+                split_seeds=args.split_seeds, batch_size=args.batch_size, lr=args.lr,
+                limit_per_class=args.limit_per_class, task=args.task, augment=args.augment,
+                max_steps=args.max_steps, recipe=args.recipe)
+
+
+def print_verdict(summary: dict, json_path: str | None) -> None:
+    """The verdict first, then the control; writes ``--json`` when asked."""
+    print(summary["verdict"])
+    c = summary.get("control")
+    if c:
+        print(f"positive control: base at {c['ratio']:.2f}x multiply-adds minus base {c['diff']:+.4f} "
+              f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}): {'separated' if c['separated'] else 'NOT separated'}")
+    if json_path:
+        from ..search.study import write_json
+
+        print(f"  {write_json(json_path, summary)}")
 
 
 def load_base(text: str):
@@ -85,6 +115,9 @@ class EventPrinter:
     def __call__(self, event: str, number: int, spec, frozen) -> None:
         if event == "start":
             return
+        if spec is None:
+            print("a trial's result was refused (it was retried elsewhere after missing heartbeats)", flush=True)
+            return
         self.done += event in ("complete", "pruned")
         head = f"trial {number} ({self.done} done here, {self.total} planned): {self.describe(spec)}"
         if event == "complete":
@@ -114,9 +147,15 @@ def register(subparsers) -> None:
                    help="relative tolerance on alpha*beta^2*gamma^2 = 2 (0.1: products in [1.8, 2.2])")
     p.add_argument("--max-coefficient", type=float, default=None, metavar="C",
                    help="upper bound on each of alpha, beta, gamma (default: only the constraint)")
+    p.add_argument("--cost-tolerance", type=float, default=0.1, metavar="T",
+                   help="a point whose real multiply-adds are off 2^phi x the base's by more than T (relative) is "
+                        "re-solved along its direction; grid points still off are dropped (default 0.1)")
     p.add_argument("--prune", action="store_true",
                    help="evaluate after every epoch and stop trials below the median (Optuna MedianPruner)")
     p.add_argument("--list", action="store_true", help="print the candidate grid and exit (no training)")
+    p.add_argument("--race", type=int, default=None, metavar="ROUNDS",
+                   help="successive halving: after each round keep the top third plus every candidate "
+                        "indistinguishable from the best, then double the epochs and the seeds (writes race.json)")
     add_study_arguments(p, out_default="runs/scale-search")
     p.set_defaults(func=run)
 
@@ -126,18 +165,22 @@ def run(args: argparse.Namespace) -> int:
     from ..search.storage import normalise_url, redact
 
     config = ScaleSearchConfig(
-        base=load_base(args.base), data=args.data, phi=args.phi, img_size=args.img_size,
-        budget_epochs=args.budget_epochs, grid_step=args.grid_step, tolerance=args.tolerance,
-        max_coefficient=args.max_coefficient, seeds=args.seeds, batch_size=args.batch_size, lr=args.lr,
-        limit_per_class=args.limit_per_class, task=args.task, augment=args.augment, max_steps=args.max_steps,
-        prune=args.prune, recipe=args.recipe,
+        base=load_base(args.base), phi=args.phi, grid_step=args.grid_step, tolerance=args.tolerance,
+        max_coefficient=args.max_coefficient, cost_tolerance=args.cost_tolerance, prune=args.prune,
+        **budget_arguments(args),
     )
-    candidates = config.check()
+    config.check()
+    candidates, notes = config.plan_with_notes()
     if args.list:
-        print(f"{len(candidates)} candidates; {CONSTRAINT_HELP} (tolerance {args.tolerance:g})")
-        print(f"{'alpha':>6} {'beta':>6} {'gamma':>6} {'a*b^2*g^2':>10}")
+        print(f"{len(candidates)} candidates (control pair, the paper's point and the corners, then the grid), matched "
+              f"to {2 ** config.phi:.3g}x the base's multiply-adds (cost tolerance {config.cost_tolerance:g}); "
+              f"{notes['dropped_off_target']} grid points dropped off target; {CONSTRAINT_HELP} "
+              f"(tolerance {args.tolerance:g})")
+        print(f"{'candidate':>22} {'role':>9} {'phi':>6} {'depth x':>7} {'width x':>7} {'px':>4} {'FLOPs x':>7}  merged")
         for c in candidates:
-            print(f"{c.alpha:>6g} {c.beta:>6g} {c.gamma:>6g} {c.product:>10.4f}")
+            f = c.facts
+            print(f"{c.key:>22} {c.role:>9} {f['phi']:>6.3f} {f['depth']:>7.2f} {f['width']:>7.2f} {c.img_size:>4} "
+                  f"{f['achieved_ratio']:>7.2f}  {' '.join(f.get('merged', []))}".rstrip())
         return 0
     import optuna  # not before --list: listing the grid answers at once
 
@@ -148,20 +191,35 @@ def run(args: argparse.Namespace) -> int:
           f"phi {config.phi:g}, {config.budget_epochs} epoch(s) ({config.recipe} recipe) at {config.img_size} px "
           f"x gamma^phi; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(len(candidates) * config.seeds,
-                           lambda s: f"alpha {s.params['alpha']:g} beta {s.params['beta']:g} "
-                                     f"gamma {s.params['gamma']:g} seed {s.params['seed']}")
+                           lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
+    if args.race is not None:
+        from ..search.racing import run_race
+        from ..search.scale_search import KIND
+
+        with interrupt_on_sigterm():
+            race = run_race(KIND, config, opts, name, config.plan, rounds=args.race, on_event=printer)
+        print_verdict(race, args.json)
+        for r in race["rounds"]:
+            print(f"round {r['round']}: {r['candidates']} candidates, {r['epochs']} epoch(s) x {r['seeds']} seed(s); "
+                  f"kept {len(r['kept'])}: {', '.join(r['kept'][:8])}")
+        print("training received (epochs x seeds): " + ", ".join(
+            f"{k} {v['epoch_seeds']}" for k, v in race["training_received"].items()))
+        print(f"  {Path(opts.out_dir) / 'race.json'}")
+        return 0
     with interrupt_on_sigterm():
         summary = run_scale_search(config, opts, on_event=printer)
+    print_verdict(summary, args.json)
     p = summary["progress"]
     print(f"trials: {p['complete']} complete, {p['pruned']} pruned, {p['failed']} failed, {p['running']} running, "
           f"{p['waiting']} waiting")
     best = summary["best"]
     out = Path(opts.out_dir)
     if best:
-        std = f" ± {best['std']:.4f}" if best.get("std") is not None else ""
-        print(f"best: alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g} "
-              f"(alpha*beta^2*gamma^2 = {best['product']:.3f}): val acc {best['val_acc']:.4f}{std} "
-              f"({best['seeds_done']} seeds), {best['macs'] / 1e6:.2f} M mult-adds at {best['resolution']} px")
+        word = "best" if summary["winner"] else "leader on validation (not a winner)"
+        print(f"{word}: alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g} "
+              f"(alpha*beta^2*gamma^2 = {best['product']:.3f}): val acc {best['val_acc']:.4f} "
+              f"[{best['ci_low']:.4f}, {best['ci_high']:.4f}] ({best['seeds_done']} seeds), "
+              f"{best['macs'] / 1e6:.2f} M mult-adds ({best['achieved_ratio']:.2f}x base) at {best['resolution']} px")
         print(f"next: effnet scale --base {args.base} --coefficients {out / 'best.json'} --phi 0,1,2,3 "
               f"--out {out / 'family'}")
     for f in ("summary.md", "trials.csv", "points.csv", "best.json", "heatmap.png", "acc_vs_flops.png"):

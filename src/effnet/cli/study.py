@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 from .scale import add_coefficient_arguments
-from .search_scale import EventPrinter, add_study_arguments, interrupt_on_sigterm, load_base, study_options
+from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, interrupt_on_sigterm, load_base,
+                           print_verdict, study_options)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("study", help="studies of the paper's claims (scaling)",
+    p = subparsers.add_parser("study", help="studies of the paper's claims (scaling, proxy fidelity)",
                               description="Studies that reproduce the paper's analyses on your data.")
     sub = p.add_subparsers(dest="study_command", metavar="STUDY")
     sub.required = True
@@ -30,6 +31,19 @@ def register(subparsers) -> None:
     s.add_argument("--plan", action="store_true", help="print the matched networks and their FLOPs, train nothing")
     add_study_arguments(s, out_default="runs/scaling-study")
     s.set_defaults(func=run)
+    x = sub.add_parser(
+        "proxy", help="proxy fidelity: does the short budget rank candidates like a longer one (Kendall tau)",
+        description="Train the scaling study's networks at --budget-epochs and at --factor times it, with the same "
+                    "paired seeds, and report Kendall tau between the two rankings with a bootstrap interval over "
+                    "seeds. A tau whose interval includes 0 means the proxy ranks nothing.",
+    )
+    x.add_argument("--base", default="efficientnet_b0", help="registered network or description JSON")
+    x.add_argument("--ratios", default="2,4", help="FLOPs ratios to the base, comma-separated (default 2,4)")
+    x.add_argument("--methods", default="depth,width,resolution,compound", help="scaling methods (default all four)")
+    x.add_argument("--factor", type=int, default=3, metavar="K", help="the long budget is K x the proxy's (default 3)")
+    add_coefficient_arguments(x)
+    add_study_arguments(x, out_default="runs/proxy-study")
+    x.set_defaults(func=run_proxy)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -39,21 +53,51 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
         raise ValueError(f"--{what} must be comma-separated numbers, got {text!r}") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    import optuna
-
-    from ..search.scaling_study import ScalingStudyConfig, default_study_name, run_scaling_study
-    from ..search.storage import normalise_url, redact
+def _config(args: argparse.Namespace):
+    from ..search.scaling_study import ScalingStudyConfig
     from .scale import coefficients_arg
 
     alpha, beta, gamma = coefficients_arg(args)
-    config = ScalingStudyConfig(
-        base=load_base(args.base), data=args.data, ratios=_floats(args.ratios, "ratios"),
-        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), img_size=args.img_size,
-        budget_epochs=args.budget_epochs, alpha=alpha, beta=beta, gamma=gamma, seeds=args.seeds,
-        batch_size=args.batch_size, lr=args.lr, limit_per_class=args.limit_per_class, task=args.task,
-        augment=args.augment, max_steps=args.max_steps, recipe=args.recipe,
+    return ScalingStudyConfig(
+        base=load_base(args.base), ratios=_floats(args.ratios, "ratios"),
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), alpha=alpha, beta=beta, gamma=gamma,
+        **budget_arguments(args),
     )
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..search.proxy import run_proxy_check
+
+    config = _config(args)
+    opts = study_options(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n = len(config.candidates()) * config.seeds
+    print(f"proxy fidelity: {config.base.name} on {config.data}, {n} trials at {config.budget_epochs} epoch(s) and "
+          f"{n} at {config.budget_epochs * args.factor}", flush=True)
+    printer = EventPrinter(2 * n, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
+    with interrupt_on_sigterm():
+        summary = run_proxy_check(config, opts, args.factor, on_event=printer)
+    print(summary["verdict"])
+    print(f"{'candidate':>16} {'proxy acc':>9} {'long acc':>9}")
+    for c in summary["candidates"]:
+        print(f"{c['key']:>16} {c['proxy_mean']:>9.4f} {c['long_mean']:>9.4f}")
+    print(f"  {Path(opts.out_dir) / 'proxy.json'}")
+    if args.json:
+        from ..search.study import write_json
+
+        print(f"  {write_json(args.json, summary)}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..search.scaling_study import default_study_name, run_scaling_study
+    from ..search.storage import normalise_url, redact
+
+    config = _config(args)
     if args.plan:
         plan = config.plan()
         print(f"{config.base.name} from {config.img_size} px ({config.base.num_classes} classes); FLOPs are "
@@ -66,20 +110,24 @@ def run(args: argparse.Namespace) -> int:
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or default_study_name(config)
-    total = (1 + len(config.methods) * len(config.ratios)) * config.seeds
+    total = len(config.candidates()) * config.seeds
     print(f"scaling study: {config.base.name} on {config.data}, methods {', '.join(config.methods)}, ratios "
           f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget_epochs} epoch(s) "
           f"({config.recipe} recipe) from {config.img_size} px; study {name!r} in "
           f"{redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
-    printer = EventPrinter(total, lambda s: f"{s.params['method']} x{s.params['ratio']:g} seed {s.params['seed']}")
+    printer = EventPrinter(total, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
     with interrupt_on_sigterm():
         summary = run_scaling_study(config, opts, on_event=printer)
+    print_verdict(summary, args.json)
     out = Path(opts.out_dir)
-    print(f"{'method':>10} {'target':>7} {'FLOPs (M)':>10} {'x base':>7} {'val acc':>8}")
+    print(f"{'method':>10} {'target':>7} {'FLOPs (M)':>10} {'x base':>7} {'val acc':>8} {'95% CI':>17} {'same as best':>12}")
     for r in summary["rows"]:
         acc = f"{r['acc']:.4f}" if r["acc"] is not None else "-"
-        print(f"{r['method']:>10} {r['target_ratio']:>7g} {r['macs'] / 1e6:>10.1f} {r['achieved_ratio']:>7.2f} {acc:>8}")
-    for f in ("summary.md", "scaling.csv", "scaling.png"):
+        ci = f"{r['ci_low']:.4f}-{r['ci_high']:.4f}" if r.get("ci_low") is not None else "-"
+        same = {None: "-", True: "yes", False: "no"}[r.get("indistinguishable_from_best")] if r["role"] == "candidate" else ""
+        print(f"{r['method']:>10} {r['target_ratio']:>7g} {r['macs'] / 1e6:>10.1f} {r['achieved_ratio']:>7.2f} {acc:>8} "
+              f"{ci:>17} {same:>12}")
+    for f in ("summary.md", "scaling.csv", "scaling.png", "scaling.json"):
         print(f"  {out / f}")
     if not summary["finished"]:
         print("the study is not finished: rerun the same command to continue", file=sys.stderr)

@@ -176,7 +176,8 @@ def load_splits(
     """Train, validation and test datasets from ``source``.
 
     ``source`` is ``"elpv"`` (the bundled solar-cell data set; ``task`` ``"default"``/``"defect4"``
-    or ``"binary"``, see ``effnet.data.elpv``), ``"synthetic"`` (``synthetic_splits`` with
+    or ``"binary"``, see ``effnet.data.elpv``), ``"fashion-mnist"`` (the official train/test split,
+    validation carved from train; ``effnet.data.fashion_mnist``), ``"synthetic"`` (``synthetic_splits`` with
     ``limit_per_class`` or 8 training images per class), a folder of class folders
     (``root/<class>/<image>``), a folder with ``train/`` and optionally ``val/`` (or ``valid/``,
     ``validation/``) and ``test/`` each in class-folder layout, or a ``.csv`` file of ``path,label``
@@ -207,6 +208,13 @@ def load_splits(
         if task != "default":
             raise ValueError(f"the synthetic data set has no task {task!r}")
         return synthetic_splits(per_class=limit_per_class or 8, img_size=size, seed=seed, preprocessing=preprocessing)
+    if name == "fashion-mnist":
+        if task != "default":
+            raise ValueError(f"the fashion-mnist data set has no task {task!r}")
+        from .fashion_mnist import fashion_mnist_splits
+
+        return fashion_mnist_splits(img_size=size, seed=seed, val_fraction=val_fraction,
+                                    limit_per_class=limit_per_class, augment=augment, preprocessing=preprocessing)
 
     selector = _Selector(seed, limit_per_class, skip_bad_images)
     try:

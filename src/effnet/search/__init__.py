@@ -1,7 +1,10 @@
 """Search: the compound-scaling coefficient grid search, scaling studies and architecture search.
 
-Each is a study of trials on Optuna with persistent storage (a SQLite file by default, any database
-URL for many workers), so trials survive crashes and interrupted studies resume where they stopped.
+Each is a study of trials on one engine (:mod:`effnet.search.engine`, Optuna's public API) with
+persistent storage (a SQLite file by default, any database URL for many workers), so trials survive
+crashes and interrupted studies resume where they stopped. A kind of study is a planner (its
+candidates), the shared scorer and paired analysis (:mod:`effnet.search.study`,
+:mod:`effnet.search.stats`), and its own report.
 Submodules load on first use; ``effnet.search`` itself imports neither torch nor Optuna.
 """
 from __future__ import annotations
@@ -18,8 +21,12 @@ _LAZY = {
     "match_flops": "scaling_study",
     "plan_scaling_study": "scaling_study",
     "run_scaling_study": "scaling_study",
-    "KeyedStudy": "keyed_study",
-    "TrialSpec": "keyed_study",
+    "PlannedStudy": "engine",
+    "TrialSpec": "engine",
+    "check_settings": "engine",
+    "StudyConfig": "study",
+    "Candidate": "study",
+    "compare": "stats",
     "StudyOptions": "runner",
     "QuickTrainer": "training",
     "PROXY_RECIPES": "recipes",

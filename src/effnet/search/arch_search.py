@@ -39,7 +39,7 @@ from ..arch import Network, cost
 from ..fsutil import atomic_savefig, atomic_write_text
 from .arch_space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
-from .keyed_study import KIND_ATTR, SETTINGS_ATTR
+from .engine import KIND_ATTR, SETTINGS_ATTR, check_settings
 from .recipes import check_recipe, headless, quick_train_options
 from .storage import normalise_url
 from .storage import open_storage as open_database
@@ -65,6 +65,7 @@ class ArchSearchSettings:
     data: str = ""
     budget_epochs: int = 1
     recipe: str = "short"
+    seeds: int = 1  # training seeds per candidate; the reward uses their mean accuracy
     include_base: bool = True
     population_size: int = 16  # NSGA-II generation size
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -86,6 +87,8 @@ class ArchSearchSettings:
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'img_size' else 8}, got {v!r}")
         if isinstance(self.budget_epochs, bool) or not isinstance(self.budget_epochs, int) or self.budget_epochs < 1:
             raise ValueError(f"budget epochs must be a positive integer, got {self.budget_epochs!r}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"number of seeds must be a positive integer, got {self.seeds!r}")
         check_recipe(self.recipe)
         if isinstance(self.controller, dict):
             object.__setattr__(self, "controller", ControllerConfig(**self.controller))
@@ -226,6 +229,7 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
         raise ValueError(f"study name must be a non-empty string, got {name!r}")
     wanted = json.loads(json.dumps(settings.to_dict()))
     directions = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in settings.directions]
+    check_settings(storage, name, KIND, wanted, directions=settings.directions, adopt_unmarked_empty=False)
     try:
         study_id = storage.create_new_study(directions, name)
         created = True
@@ -235,12 +239,6 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
     if created:
         storage.set_study_user_attr(study_id, KIND_ATTR, KIND)
         storage.set_study_user_attr(study_id, SETTINGS_ATTR, wanted)
-    else:
-        attrs = storage.get_study_user_attrs(study_id)
-        if attrs.get(KIND_ATTR) != KIND:
-            what = f"a {attrs[KIND_ATTR]} study" if attrs.get(KIND_ATTR) else "a study not made by effnet search arch"
-            raise ValueError(f"study {name!r} holds {what}; use another --study name")
-        _check_same(name, attrs.get(SETTINGS_ATTR) or {}, wanted)
     # the seed moves with the study's length so a resumed run does not repeat the first proposals
     n_before = len(storage.get_all_trials(study_id, deepcopy=False))
     with warnings.catch_warnings():
@@ -251,13 +249,6 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
         space = settings.space()
         study.enqueue_trial(space.values(space.base_choices()), user_attrs={"is_base": True})
     return study
-
-
-def _check_same(name: str, recorded: dict, wanted: dict) -> None:
-    diffs = [f"{k}={recorded.get(k)!r} (asked {wanted[k]!r})" for k in wanted if recorded.get(k) != wanted[k]]
-    if diffs:
-        raise ValueError(f"study {name!r} was made with other settings: {'; '.join(diffs)}; "
-                         "rerun with the same settings or use another --study name")
 
 
 def count_finished(study: optuna.Study) -> int:
@@ -366,11 +357,19 @@ class SyntheticAccuracy:
 
 class TrainEvaluator:
     """Scores a description by training it briefly with :func:`effnet.train.quick_train`
-    under one of :data:`effnet.search.recipes.PROXY_RECIPES`; the accuracy is on ``splits.val``."""
+    under one of :data:`effnet.search.recipes.PROXY_RECIPES`; the accuracy is on ``splits.val``.
+
+    With ``seeds`` > 1 it trains with seeds ``seed .. seed + seeds - 1`` (the same seeds for every
+    architecture, so rewards are compared on matched runs) and the accuracy is their mean.
+    """
 
     def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "short",
-                 lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False) -> None:
+                 lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False,
+                 seeds: int = 1) -> None:
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise ValueError(f"number of seeds must be an integer >= 1, got {seeds!r}")
         self.splits = splits
+        self.seeds = seeds
         self.recipe = check_recipe(recipe)
         self.kwargs = dict(img_size=img_size, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
                            progress=progress, **quick_train_options(recipe, lr))
@@ -378,12 +377,18 @@ class TrainEvaluator:
     def __call__(self, desc: Network) -> dict[str, float]:
         from ..train import quick_train
 
-        result = quick_train(headless(desc, self.recipe), self.splits, **self.kwargs)
-        acc = float(result["val_acc"])
-        if not math.isfinite(acc):
+        runs = []
+        for k in range(self.seeds):
+            kwargs = dict(self.kwargs, seed=self.kwargs["seed"] + k)
+            runs.append(quick_train(headless(desc, self.recipe), self.splits, **kwargs))
+        accs = [float(r["val_acc"]) for r in runs]
+        if not all(math.isfinite(a) for a in accs):
             raise RuntimeError("training diverged (validation accuracy is not finite)")
-        return {"accuracy": acc, "train_time_s": float(result["train_time_s"]), "steps": int(result["steps"]),
-                "train_loss": float(result["train_loss"])}
+        out = {"accuracy": sum(accs) / len(accs), "train_time_s": sum(float(r["train_time_s"]) for r in runs),
+               "steps": sum(int(r["steps"]) for r in runs), "train_loss": float(runs[-1]["train_loss"])}
+        if self.seeds > 1:
+            out["accuracy_per_seed"] = " ".join(f"{a:.4f}" for a in accs)
+        return out
 
 
 # ----- results ---------------------------------------------------------------------------
@@ -513,7 +518,7 @@ def write_outputs(study: optuna.Study, out_dir: str | Path, settings: ArchSearch
     header = (f"Architecture search `{study.study_name}`: strategy {settings.strategy}, base {settings.base}, "
               f"{settings.img_size} px, target T = {settings.target_macs} MACs (multiply-adds), w = {settings.w}, "
               f"data {settings.data or 'n/a'}, {settings.budget_epochs} epoch(s) per trial ({settings.recipe} recipe); "
-              f"{n_done} complete trial(s), one run each.\n\n")
+              f"{n_done} complete trial(s), accuracy the mean of {settings.seeds} seed(s) each.\n\n")
     atomic_write_text(paths["markdown"], header + to_markdown(rows, COLUMNS))
     plot_accuracy_vs_macs(rows, paths["plot"], target_macs=settings.target_macs,
                           title=f"{study.study_name}: {settings.strategy}, {settings.img_size} px, {n_done} trials")

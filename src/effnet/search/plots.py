@@ -87,9 +87,11 @@ def accuracy_vs_flops(
 ) -> Path:
     """Accuracy against multiply-adds, one marker style (and, with ``connect``, a line) per series.
 
-    Each point is a mapping with ``macs``, ``acc`` and optionally ``std`` (error bar) and the
-    ``label_key`` field written beside it.
+    Each point is a mapping with ``macs``, ``acc`` and optionally ``ci_low``/``ci_high`` (a 95%
+    interval, drawn as the error bar) or ``std``, and the ``label_key`` field written beside it.
     """
+    import numpy as np
+
     fig = _figure(6.8, 4.8)
     ax = fig.add_subplot(1, 1, 1)
     markers = "osD^vP*X"
@@ -99,8 +101,11 @@ def accuracy_vs_flops(
             continue
         xs = [p["macs"] / 1e6 for p in pts]
         ys = [p["acc"] for p in pts]
-        errs = [p.get("std") or 0.0 for p in pts]
-        ax.errorbar(xs, ys, yerr=errs if any(errs) else None, fmt=markers[n % len(markers)] + ("-" if connect else ""),
+        if all(p.get("ci_low") is not None for p in pts):  # 95% intervals, asymmetric
+            errs = [[y - p["ci_low"] for p, y in zip(pts, ys)], [p["ci_high"] - y for p, y in zip(pts, ys)]]
+        else:
+            errs = [p.get("std") or 0.0 for p in pts]
+        ax.errorbar(xs, ys, yerr=errs if np.any(errs) else None, fmt=markers[n % len(markers)] + ("-" if connect else ""),
                     capsize=3, label=name, alpha=0.85, markersize=5)
         if label_key:
             for p, x, y in zip(pts, xs, ys):

@@ -64,6 +64,7 @@ class StudyOptions:
     n_trials: int | None = None
     workers: int = 1
     wait: bool = True
+    storage_wait_s: float = 120.0
 
     def check(self) -> "StudyOptions":
         check_int("workers", self.workers, 1)

@@ -1,30 +1,40 @@
 """Step 1 of compound scaling: a grid search for the coefficients alpha, beta, gamma.
 
-Candidates are ``alpha, beta, gamma >= 1`` on a grid of step ``grid_step`` whose product
-``alpha * beta**2 * gamma**2`` lies within a *relative* tolerance of 2:
-``|alpha * beta**2 * gamma**2 - 2| <= tolerance * 2``. Under compound scaling FLOPs grow about
-``(alpha * beta**2 * gamma**2) ** phi``, so every candidate costs about ``2**phi`` times the base.
-Each candidate is the base scaled by ``effnet.arch.scale(base, phi, alpha, beta, gamma)`` and
-trained with one recipe, budget and seed at ``round(img_size * gamma**phi)`` pixels; its score is
-the validation accuracy, averaged over seeds. FLOPs are multiply-adds (``effnet.arch.cost``).
+Grid points are ``alpha, beta, gamma >= 1`` on a grid of step ``grid_step`` whose product
+``alpha * beta**2 * gamma**2`` lies within a *relative* tolerance of 2. The paper's point
+(1.2, 1.1, 1.15) and the three single-dimension corners (2, 1, 1), (1, sqrt 2, 1), (1, 1, sqrt 2)
+are always added.
+
+Matched cost (the policy): rounding (whole blocks, channels in multiples of 8, whole pixels) makes
+the real multiply-adds of ``scale(base, phi, alpha, beta, gamma)`` differ from ``2**phi`` times the
+base's, by a lot for small networks at small resolutions. A point whose realised ratio is off the
+target by more than ``cost_tolerance`` (relative) is re-solved along its own direction: phi is
+bisected (``match_flops``) until the nearest rounding step to the target is found. A grid point that
+is still off target is dropped (and counted); the paper's point and the corners are kept and
+flagged. Points that then build the same network at the same resolution are merged into one
+candidate. Every candidate reports its realised depth, width, resolution and multiply-adds ratio.
+
+The positive control (the base, and the base at 4x its multiply-adds) is trained beside the grid
+with the same seeds. Scores are validation accuracies, compared with paired statistics
+(:mod:`effnet.search.stats`); test accuracy is reported, never used to choose. FLOPs are
+multiply-adds (``effnet.arch.cost``).
 """
 from __future__ import annotations
 
 import json
 import math
-import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..arch import Network, cost, scale
+from ..arch import ALPHA, BETA, GAMMA, Network, cost, scale
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from . import plots
-from .keyed_study import KeyedStudy, TrialSpec, check_existing
-from .recipes import DEFAULT_RECIPE, check_recipe
-from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
-from .storage import normalise_url, open_storage, redact
+from .engine import PlannedStudy
+from .runner import StudyOptions, check_float
+from .storage import redact
+from .study import Candidate, StudyConfig, analyse, control_pair, open_study, run_study, write_json
 from .tables import Column, fixed, millions, plain, write_tables
 
 KIND = "compound-scaling grid search"
@@ -47,6 +57,10 @@ class Coefficients:
 
     def label(self) -> str:
         return f"alpha {self.alpha:g}, beta {self.beta:g}, gamma {self.gamma:g}"
+
+    @property
+    def key(self) -> str:
+        return f"a{self.alpha:g}-b{self.beta:g}-g{self.gamma:g}"
 
 
 def _axis(step: float, upper: float) -> list[float]:
@@ -101,70 +115,111 @@ def scaled_candidate(base: Network, c: Coefficients, phi: float, img_size: int) 
 
 
 @dataclass(frozen=True)
-class ScaleSearchConfig:
+class ScaleSearchConfig(StudyConfig):
     """Everything that defines a grid search and its results (stored with the study)."""
 
-    base: Network
-    data: str = "elpv"
     phi: float = 1.0
-    img_size: int = 64
-    budget_epochs: int = 2
     grid_step: float = 0.05
     tolerance: float = 0.1
     max_coefficient: float | None = None
-    seeds: int = 1
-    batch_size: int = 32
-    lr: float | None = None
-    limit_per_class: int | None = None
-    task: str = "default"
-    augment: str = "none"
-    max_steps: int | None = None
+    cost_tolerance: float = 0.1
     prune: bool = False
-    recipe: str = DEFAULT_RECIPE
 
     def check(self) -> list[Coefficients]:
-        """Validate and return the candidates (one-line errors for bad settings)."""
-        if not isinstance(self.base, Network):
-            raise EffnetError("base must be a network description")
-        check_int("training budget (epochs)", self.budget_epochs, 1)
-        check_int("image size", self.img_size, 8)
-        check_int("number of seeds", self.seeds, 1)
-        check_int("batch size", self.batch_size, 1)
+        """Validate and return the grid points (one-line errors for bad settings)."""
+        self.check_budget()
         phi = check_float("phi", self.phi, 0.0, strict=True)
         if phi > 8:
             raise EffnetError(f"phi must be at most 8 for a search, got {phi:g}")
-        if self.lr is not None:
-            check_float("learning rate", self.lr, 0.0, strict=True)
-        if self.limit_per_class is not None:
-            check_int("limit per class", self.limit_per_class, 1)
-        if self.max_steps is not None:
-            check_int("max steps", self.max_steps, 1)
-        if not isinstance(self.data, str) or not self.data:
-            raise EffnetError("data must name a data source")
-        check_recipe(self.recipe)
+        cost_tol = check_float("cost tolerance", self.cost_tolerance, 0.0)
+        if cost_tol >= 1:
+            raise EffnetError(f"cost tolerance is relative and must be below 1, got {cost_tol:g}")
         return grid_candidates(self.grid_step, self.tolerance, max_coefficient=self.max_coefficient)
 
-    def settings(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["base"] = self.base.to_dict()
-        return json.loads(json.dumps(d))
+    def plan(self, num_classes: int | None = None) -> list[Candidate]:
+        """The control pair, the reference points and the grid, matched on cost and merged."""
+        return self.plan_with_notes(num_classes)[0]
 
-    def specs(self) -> list[TrialSpec]:
-        specs = []
-        for c in self.check():
-            for seed in range(self.seeds):
-                key = f"a{c.alpha:g}-b{c.beta:g}-g{c.gamma:g}-s{seed}"
-                res = max(1, int(round(self.img_size * c.gamma**self.phi)))
-                specs.append(TrialSpec(key, {"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": seed},
-                                       {"product": round(c.product, 6), "resolution": res}))
-        return specs
+    def plan_with_notes(self, num_classes: int | None = None) -> tuple[list[Candidate], dict[str, Any]]:
+        """:meth:`plan` and what planning did: grid points dropped off target, keys merged.
 
-    def trainer(self):
-        from .training import QuickTrainer
+        Planning solves many points for cost, so the result is kept per (settings, classes).
+        """
+        key = (json.dumps(self.settings(), sort_keys=True), num_classes)
+        if key not in _PLANS:
+            if len(_PLANS) > 8:
+                _PLANS.clear()
+            _PLANS[key] = self._plan(num_classes)
+        cands, notes = _PLANS[key]
+        return list(cands), dict(notes)
 
-        return QuickTrainer(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
-                            limit_per_class=self.limit_per_class, task=self.task, augment=self.augment,
-                            max_steps=self.max_steps, per_epoch=self.prune, recipe=self.recipe)
+    def _plan(self, num_classes: int | None) -> tuple[list[Candidate], dict[str, Any]]:
+        grid = self.check()
+        base = self.base if num_classes is None else self.base.replace(num_classes=num_classes)
+        small, big = control_pair(base, self.img_size)
+        phi_big = big.facts["multiplier"]
+        out = [_named(small, base, Coefficients(1.0, 1.0, 1.0), 0.0, self.img_size),
+               _named(big, base, Coefficients(ALPHA, BETA, GAMMA), phi_big, self.img_size)]
+        seen = {_signature(c): c.key for c in out}
+        merged: dict[str, list[str]] = {}
+        dropped = 0
+        points = [("reference", c) for c in REFERENCE_POINTS] + [("candidate", c) for c in grid
+                                                                  if c not in REFERENCE_POINTS]
+        for role, c in points:
+            cand = self._matched(base, c, role)
+            if cand is None:
+                dropped += 1
+                continue
+            sig = _signature(cand)
+            if sig in seen:
+                merged.setdefault(seen[sig], []).append(cand.key)
+                continue
+            seen[sig] = cand.key
+            out.append(cand)
+        return ([Candidate(c.key, c.desc, c.img_size, c.role, {**c.facts, "merged": merged.get(c.key, [])})
+                 for c in out], {"dropped_off_target": dropped, "merged": merged})
+
+    def _matched(self, base: Network, c: Coefficients, role: str) -> Candidate | None:
+        from .scaling_study import match_flops
+
+        target = TARGET ** self.phi
+        base_macs = cost(base, self.img_size).macs
+        desc, px = scaled_candidate(base, c, self.phi, self.img_size)
+        ratio, phi = cost(desc, px).macs / base_macs, self.phi
+        if abs(ratio / target - 1) > self.cost_tolerance:
+            m = match_flops(base, "compound", target, img_size=self.img_size, coefficients=(c.alpha, c.beta, c.gamma),
+                            iterations=20)
+            desc, px, ratio, phi = m.desc, m.img_size, m.ratio, m.multiplier
+        on_target = abs(ratio / target - 1) <= self.cost_tolerance
+        if not on_target and role == "candidate":
+            return None
+        desc = desc.replace(name=f"{base.name}-a{c.alpha:g}-b{c.beta:g}-g{c.gamma:g}-phi{phi:.4g}")
+        return Candidate(c.key, desc, px, role, {
+            **_realised(base, desc, px, self.img_size), "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+            "product": c.product, "phi": phi, "target_ratio": target, "achieved_ratio": ratio, "on_target": on_target})
+
+
+_PLANS: dict[tuple[str, int | None], tuple[list[Candidate], dict[str, Any]]] = {}
+REFERENCE_POINTS = (Coefficients(ALPHA, BETA, GAMMA), Coefficients(2.0, 1.0, 1.0),
+                    Coefficients(1.0, round(math.sqrt(2), 4), 1.0), Coefficients(1.0, 1.0, round(math.sqrt(2), 4)))
+
+
+def _realised(base: Network, desc: Network, px: int, img_size: int) -> dict[str, float]:
+    """Depth (blocks), width (channels of the last stage) and resolution, each relative to the base."""
+    return {"depth": desc.num_blocks / base.num_blocks,
+            "width": desc.stages[-1].out_channels / base.stages[-1].out_channels, "resolution_x": px / img_size}
+
+
+def _signature(c: Candidate) -> str:
+    return json.dumps([c.desc.replace(name="x").to_dict(), c.img_size], sort_keys=True)
+
+
+def _named(cand: Candidate, base: Network, c: Coefficients, phi: float, img_size: int) -> Candidate:
+    desc = cand.desc.replace(name=f"{base.name}-a{c.alpha:g}-b{c.beta:g}-g{c.gamma:g}-phi{phi:.4g}")
+    return Candidate(cand.key, desc, cand.img_size, cand.role,
+                     {**_realised(base, desc, cand.img_size, img_size),
+                      **cand.facts, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "product": c.product,
+                      "phi": phi, "on_target": True})
 
 
 def _pruner(enabled: bool):
@@ -174,40 +229,6 @@ def _pruner(enabled: bool):
 
     # Compare with the median of finished trials at the same epoch once a few have finished.
     return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-
-
-class _GridObjective:
-    def __init__(self, config: ScaleSearchConfig, trainer) -> None:
-        self.config, self.trainer = config, trainer
-
-    def __call__(self, spec: TrialSpec, reporter) -> dict[str, Any]:
-        p = spec.params
-        c = Coefficients(p["alpha"], p["beta"], p["gamma"])
-        desc, res = scaled_candidate(self.config.base, c, self.config.phi, self.config.img_size)
-        desc = with_classes(desc, self.trainer)
-        out = timed_training(self.trainer, desc, res, int(p["seed"]), reporter)
-        cst = cost(desc, res)
-        return {"value": float(out["val_acc"]), **out, "params": cst.params, "macs": cst.macs, "resolution": res,
-                "num_classes": desc.num_classes, "depth_multiplier": c.alpha**self.config.phi, "width_multiplier": c.beta**self.config.phi}
-
-
-def _open(config: ScaleSearchConfig, opts: StudyOptions, name: str) -> KeyedStudy:
-    specs = config.specs()
-    Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
-    url = normalise_url(opts.storage, opts.out_dir)
-    storage = open_storage(url, heartbeat_interval=opts.heartbeat_interval, grace_period=opts.grace_period,
-                           max_retry=opts.max_retry)
-    check_existing(storage, name, KIND, config.settings())
-    return KeyedStudy(storage, name, KIND, config.settings(), specs, pruner=_pruner(config.prune),
-                      max_retry=opts.max_retry)
-
-
-def _worker(config: ScaleSearchConfig, opts: StudyOptions, name: str, trainer, on_event) -> int:
-    study = _open(config, opts, name)
-    if trainer is None:
-        trainer = config.trainer().load(config.img_size)
-    study.prepare()
-    return study.run(_GridObjective(config, trainer), max_trials=opts.n_trials, wait=opts.wait, on_event=on_event)
 
 
 def default_study_name(config: ScaleSearchConfig) -> str:
@@ -224,156 +245,160 @@ def run_scale_search(
     """Run (or resume, or join) a grid search and write its report; returns the summary.
 
     ``trainer`` replaces the default training (``QuickTrainer``): a callable
-    ``trainer(desc, img_size, seed, reporter) -> {"val_acc": ...}``. Bad settings, an unreachable
-    storage and a study created with other settings raise one-line errors before any trial runs.
+    ``trainer(desc, img_size, seed, reporter) -> {"val_acc": ..., optional "val_pred"/"val_target"}``.
+    Bad settings, an unreachable storage and a study created with other settings raise one-line
+    errors before any trial runs.
     """
-    opts.check()
+    config.check()
     name = opts.study_name or default_study_name(config)
-    study = _open(config, opts, name)  # validates everything that can be checked without data
-    if trainer is None:
-        trainer = config.trainer().load(config.img_size)
-    study.prepare()
-    objective = _GridObjective(config, trainer)
-    run_local_workers(_worker, (config, opts, name, None, None), opts.workers,
-                      local=lambda: study.run(objective, max_trials=opts.n_trials, wait=opts.wait, on_event=on_event))
-    return write_report(study, config, opts.out_dir)
+    study = run_study(KIND, config, opts, name, config.plan, trainer=trainer, on_event=on_event,
+                      pruner_factory=(lambda: _pruner(True)) if config.prune else None)
+    return write_report(study, config, opts.out_dir, num_classes=getattr(trainer, "num_classes", None))
 
 
 # ----- report ------------------------------------------------------------------------------
 
+def _ci(lo_key: str, hi_key: str):
+    return lambda row: "" if row.get(lo_key) is None else f"{row[lo_key]:.4f} to {row[hi_key]:.4f}"
+
+
+def _signed_ci(lo_key: str, hi_key: str):
+    return lambda row: "" if row.get(lo_key) is None else f"{row[lo_key]:+.4f} to {row[hi_key]:+.4f}"
+
+
 TRIAL_COLUMNS = [
-    Column("alpha", "alpha", plain), Column("beta", "beta", plain), Column("gamma", "gamma", plain),
-    Column("seed", "seed", plain), Column("product", "α·β²·γ²", fixed(3)),
-    Column("resolution", "px", plain), Column("params", "params (M)", millions),
+    Column("key", "candidate", plain), Column("seed", "seed", plain), Column("resolution", "px", plain),
     Column("macs", "FLOPs (M mult-adds)", millions), Column("val_acc", "val acc", fixed(4)),
-    Column("train_time_s", "train s", fixed(1)), Column("trial_time_s", "trial s", fixed(1)),
-    Column("state", "state", plain), Column("trial", "trial #", plain), Column("attempts", "attempts", plain),
+    Column("test_acc", "test acc", fixed(4)), Column("train_time_s", "train s", fixed(1)),
+    Column("trial_time_s", "trial s", fixed(1)), Column("state", "state", plain), Column("trial", "trial #", plain),
+    Column("attempts", "attempts", plain),
 ]
 POINT_COLUMNS = [
-    Column("rank", "rank", plain), Column("alpha", "alpha", plain), Column("beta", "beta", plain),
-    Column("gamma", "gamma", plain), Column("product", "α·β²·γ²", fixed(3)), Column("resolution", "px", plain),
-    Column("params", "params (M)", millions), Column("macs", "FLOPs (M mult-adds)", millions),
-    Column("seeds_done", "seeds", plain), Column("acc", "val acc (mean)", fixed(4)),
-    Column("std", "std", fixed(4)), Column("time_s", "train s (mean)", fixed(1)),
+    Column("key", "candidate", plain), Column("role", "role", plain), Column("alpha", "alpha", plain),
+    Column("beta", "beta", plain), Column("gamma", "gamma", plain), Column("phi", "phi used", fixed(3)),
+    Column("depth", "depth x", fixed(2)), Column("width", "width x", fixed(2)),
+    Column("resolution", "px", plain), Column("macs", "FLOPs (M mult-adds)", millions),
+    Column("achieved_ratio", "FLOPs x base", fixed(2)), Column("seeds_done", "seeds", plain),
+    Column("mean", "val acc", fixed(4)), Column("ci_text", "95% CI", plain),
+    Column("diff_to_best", "d(best)", lambda v: "" if v is None else f"{v:+.4f}"),
+    Column("dbest_text", "d(best) 95% CI (simultaneous)", plain),
+    Column("indist_text", "same as best?", plain),
+    Column("diff_to_baseline", "d(base)", lambda v: "" if v is None else f"{v:+.4f}"),
+    Column("dbase_text", "d(base) 95% CI", plain),
+    Column("test_text", "test acc [95% CI]", plain), Column("train_time_s", "train s (all seeds)", fixed(1)),
 ]
 
 
-def trial_rows(study: KeyedStudy, config: ScaleSearchConfig) -> list[dict[str, Any]]:
+def decorate(rows: Sequence[dict[str, Any]]) -> None:
+    """Add the text columns (intervals, yes/no) the Markdown tables print."""
+    for r in rows:
+        r["ci_text"] = _ci("ci_low", "ci_high")(r)
+        r["dbest_text"] = _signed_ci("diff_to_best_ci_low", "diff_to_best_ci_high")(r)
+        r["dbase_text"] = _signed_ci("diff_to_baseline_ci_low", "diff_to_baseline_ci_high")(r)
+        flag = r.get("indistinguishable_from_best")
+        r["indist_text"] = "" if flag is None else ("best" if r.get("is_best") else ("yes" if flag else "no (worse)"))
+        r["test_text"] = ("" if r.get("test_mean") is None else
+                          f"{r['test_mean']:.4f} [{r['test_ci_low']:.4f}, {r['test_ci_high']:.4f}]")
+
+
+def trial_rows(study: PlannedStudy) -> list[dict[str, Any]]:
+    results, attempts = study.results(), study.attempts()
     rows = []
-    results = study.results()
-    attempts: dict[str, int] = {}
-    for r in study.records():
-        if r.key is not None and r.attrs.get("duplicate_of") is None:
-            attempts[r.key] = attempts.get(r.key, 0) + 1
     for key, spec in study.specs.items():
         r = results.get(key)
-        p = spec.params
-        c = Coefficients(p["alpha"], p["beta"], p["gamma"])
         a = r.attrs if r else {}
-        rows.append({
-            "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "seed": p["seed"], "product": c.product,
-            "resolution": a.get("resolution", spec.info.get("resolution")), "params": a.get("params"),
-            "macs": a.get("macs"), "val_acc": r.value if r and r.state == "COMPLETE" else None,
-            "train_time_s": a.get("train_time_s"), "trial_time_s": a.get("trial_time_s"),
-            "state": r.state if r else "MISSING", "trial": r.number if r else None,
-            "attempts": attempts.get(key, 0),
-        })
+        rows.append({"key": spec.params["candidate"], "seed": spec.params["seed"],
+                     "resolution": spec.info.get("resolution"), "macs": a.get("macs"),
+                     "val_acc": r.value if r and r.state == "COMPLETE" else None, "test_acc": a.get("test_acc"),
+                     "train_time_s": a.get("train_time_s"), "trial_time_s": a.get("trial_time_s"),
+                     "state": r.state if r else "MISSING", "trial": r.number if r else None,
+                     "attempts": attempts.get(key, 0)})
     return rows
 
 
-def point_rows(trials: Sequence[Mapping[str, Any]], seeds: int) -> list[dict[str, Any]]:
-    groups: dict[tuple, list] = {}
-    for t in trials:
-        groups.setdefault((t["alpha"], t["beta"], t["gamma"]), []).append(t)
-    points = []
-    for (a, b, g), ts in groups.items():
-        done = [t for t in ts if t["val_acc"] is not None]
-        accs = [t["val_acc"] for t in done]
-        times = [t["train_time_s"] for t in done if t["train_time_s"] is not None]
-        first = next((t for t in ts if t["macs"] is not None), ts[0])
-        points.append({
-            "alpha": a, "beta": b, "gamma": g, "product": a * b * b * g * g, "resolution": first["resolution"],
-            "params": first["params"], "macs": first["macs"], "seeds_done": f"{len(done)}/{seeds}",
-            "complete": len(done) == seeds, "acc": statistics.fmean(accs) if accs else None,
-            "std": statistics.stdev(accs) if len(accs) > 1 else None,
-            "time_s": statistics.fmean(times) if times else None,
-        })
-    ranked = sorted((p for p in points if p["acc"] is not None), key=lambda p: (-p["acc"], p["macs"] or 0))
-    for i, p in enumerate(ranked, 1):
-        p["rank"] = i
-    return sorted(points, key=lambda p: (p.get("rank") or 10**9, p["alpha"], p["beta"], p["gamma"]))
-
-
-def data_label(config) -> str:
-    """The data source as measured: name, labelling and per-class cap."""
-    extra = [f"task {config.task}"] if config.task != "default" else []
-    if config.limit_per_class:
-        extra.append(f"at most {config.limit_per_class} images per class")
-    return f"{config.data} ({', '.join(extra)})" if extra else config.data
-
-
-def write_report(study: KeyedStudy, config: ScaleSearchConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Tables (CSV and Markdown), ``best.json``, a heat map and an accuracy-vs-FLOPs plot."""
+def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | Path, *,
+                 num_classes: int | None = None) -> dict[str, Any]:
+    """Tables (CSV and Markdown), ``best.json`` (also ``--json``), a heat map and an accuracy-vs-FLOPs plot."""
     out = Path(out_dir)
-    trials = trial_rows(study, config)
-    points = point_rows(trials, config.seeds)
+    n_classes = num_classes or _classes(study) or config.base.num_classes
+    candidates, notes = config.plan_with_notes(n_classes)
+    analysis = analyse(study, config, candidates)
+    points = analysis["rows"]
+    decorate(points)
+    trials = trial_rows(study)
     progress = study.progress()
-    complete = [p for p in points if p["complete"] and p["acc"] is not None]
-    pool = complete or [p for p in points if p["acc"] is not None]
-    best = pool[0] if pool else None
-    base_cost = cost(config.base.replace(num_classes=_classes(study, config)), config.img_size)
-    what = (f"{config.base.name} on {data_label(config)}, phi {config.phi:g}, {config.budget_epochs} epoch(s) at "
-            f"{config.img_size} px x gamma^phi, {config.seeds} seed(s); validation accuracy (mean over seeds); "
-            f"FLOPs are multiply-adds")
+    by_key = {p["key"]: p for p in points}
+    best = by_key.get(analysis["best"]) if analysis.get("best") else None
+    base_cost = cost(config.base.replace(num_classes=n_classes), config.img_size)
+    what = (f"{config.base.name} on {config.data_label()}, phi {config.phi:g} (target {TARGET ** config.phi:.3g}x "
+            f"multiply-adds), {config.budget_label()} at {config.img_size} px x gamma^phi; validation accuracy with "
+            f"paired-bootstrap 95% intervals; FLOPs are multiply-adds")
     write_tables(trials, TRIAL_COLUMNS, out / "trials")
     write_tables(points, POINT_COLUMNS, out / "points")
     summary: dict[str, Any] = {
+        "verdict": analysis["verdict"], "decided": analysis["decided"],
         "study": study.name, "storage": redact(study.storage.url), "kind": KIND,
         "constraint": f"|alpha*beta^2*gamma^2 - 2| <= {config.tolerance:g} * 2 (relative tolerance)",
+        "matched_cost": (f"each point re-solved along its direction to {TARGET ** config.phi:.3g}x the base's "
+                         f"multiply-adds when off by more than {config.cost_tolerance:.0%}; grid points still off "
+                         f"target dropped ({notes.get('dropped_off_target', 0)}); identical networks merged"),
         "candidates": len(points), "trials": len(trials), "progress": progress,
         "finished": progress["waiting"] == 0 and progress["running"] == 0,
         "base": {"name": config.base.name, "img_size": config.img_size, "params": base_cost.params,
                  "macs": base_cost.macs},
+        "control": analysis.get("control"), "winner": analysis.get("winner"),
+        "indistinguishable": analysis.get("indistinguishable"), "selection": analysis.get("selection"),
         "best": None, "measured": what, "settings": {k: v for k, v in config.settings().items() if k != "base"},
+        "per_candidate": [_public(p) for p in points],
     }
     if best is not None:
-        summary["best"] = {k: best[k] for k in ("alpha", "beta", "gamma", "product", "acc", "std", "macs", "params",
-                                                 "resolution", "seeds_done")}
-        summary["best"]["val_acc"] = summary["best"].pop("acc")
-    atomic_write_text(out / "best.json", json.dumps(summary, indent=2) + "\n")
-    plots.grid_heatmap(points, out / "heatmap.png", best=best,
+        summary["best"] = {k: best.get(k) for k in ("alpha", "beta", "gamma", "product", "macs", "params",
+                                                    "resolution", "seeds_done", "achieved_ratio", "ci_low", "ci_high",
+                                                    "test_mean", "test_ci_low", "test_ci_high")}
+        summary["best"].update(val_acc=best["mean"], role="winner" if analysis["winner"] else
+                               "leader on validation, not separated from the others (see verdict)")
+    write_json(out / "best.json", summary)
+    grid_points = [dict(p, acc=p.get("mean")) for p in points if p["role"] in ("candidate", "reference")]
+    plots.grid_heatmap([p for p in grid_points if p.get("alpha") is not None], out / "heatmap.png",
+                       best=dict(best, acc=best["mean"]) if best and analysis["winner"] else None,
                        title=f"Grid search on {config.data}: best accuracy per (beta, gamma)", note=what)
-    plots.accuracy_vs_flops({"candidates": [p for p in points if p["macs"] is not None]}, out / "acc_vs_flops.png",
-                            highlight=best, title=f"Grid search on {config.data}: accuracy vs FLOPs", note=what)
+    series = {"grid": grid_points, "control (base, 4x)": [dict(p, acc=p.get("mean")) for p in points
+                                                          if p["role"] in ("baseline", "control")]}
+    plots.accuracy_vs_flops(series, out / "acc_vs_flops.png",
+                            highlight=dict(best, acc=best["mean"]) if best and analysis["winner"] else None,
+                            title=f"Grid search on {config.data}: accuracy vs FLOPs", note=what)
     _write_summary_md(out, summary, points, trials)
     return summary
 
 
-def _classes(study: KeyedStudy, config: ScaleSearchConfig) -> int:
+def _public(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.endswith("_text")}
+
+
+def _classes(study: PlannedStudy) -> int | None:
     """The classifier size the trials trained with (recorded by each trial)."""
     for r in study.records():
         if r.attrs.get("num_classes") is not None:
             return int(r.attrs["num_classes"])
-    return config.base.num_classes
+    return None
 
 
 def _write_summary_md(out: Path, summary: Mapping[str, Any], points, trials) -> None:
     from .tables import to_markdown
 
-    best = summary["best"]
     p = summary["progress"]
-    lines = [f"# Compound-scaling grid search: {summary['study']}", "",
+    lines = [f"# Compound-scaling grid search: {summary['study']}", "", f"**{summary['verdict']}**", "",
              f"Measured: {summary['measured']}.", "",
-             f"Constraint: {summary['constraint']}; {summary['candidates']} candidates, {summary['trials']} trials "
-             f"({p['complete']} complete, {p['pruned']} pruned, {p['failed']} failed, {p['running']} running, "
-             f"{p['waiting']} waiting).", ""]
-    if best:
-        std = f" ± {best['std']:.4f}" if best.get("std") is not None else ""
-        lines += [f"Best: alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g} "
-                  f"(α·β²·γ² = {best['product']:.3f}): validation accuracy {best['val_acc']:.4f}{std} "
-                  f"over {best['seeds_done']} seed(s), {best['macs'] / 1e6:.2f} M multiply-adds at "
-                  f"{best['resolution']} px.", ""]
+             f"Constraint: {summary['constraint']}. Matched cost: {summary['matched_cost']}. "
+             f"{summary['candidates']} candidates, {summary['trials']} trials ({p['complete']} complete, "
+             f"{p['pruned']} pruned, {p['failed']} failed, {p['running']} running, {p['waiting']} waiting). "
+             f"Selection: {summary['selection']}.", ""]
+    if summary.get("control"):
+        c = summary["control"]
+        lines += [f"Positive control: base at {c['ratio']:.2f}x multiply-adds minus base = {c['diff']:+.4f} "
+                  f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}): "
+                  f"{'separated' if c['separated'] else 'not separated'}.", ""]
     lines += ["![accuracy per (beta, gamma)](heatmap.png)", "", "![accuracy vs FLOPs](acc_vs_flops.png)", "",
-              "## Candidates (mean over seeds)", "", to_markdown(points, POINT_COLUMNS), "## Every trial", "",
+              "## Candidates", "", to_markdown(points, POINT_COLUMNS), "## Every trial", "",
               to_markdown(trials, TRIAL_COLUMNS)]
     atomic_write_text(out / "summary.md", "\n".join(lines))

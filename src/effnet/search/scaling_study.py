@@ -9,14 +9,15 @@ each with the multiplier whose multiply-adds (``effnet.arch.cost`` at its traini
 closest to ``ratio`` times the base's. Rounding (whole blocks, channels in multiples of 8, whole
 pixels) makes cost a step function of the multiplier, so the match is the nearer of the two steps
 around the target; the achieved ratio is recorded and plotted. Every network is then trained with
-the same recipe, budget and seeds, as trials keyed by (method, ratio, seed) in one resumable study.
+the same recipe, budget and paired seeds, as trials keyed by (method, ratio, seed) in one resumable
+study. At each ratio the methods are compared with paired statistics (:mod:`effnet.search.stats`);
+the positive control is the base against compound scaling at 4x (added when the plan lacks it).
 """
 from __future__ import annotations
 
 import json
 import math
-import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,11 +25,10 @@ from ..arch import ALPHA, BETA, GAMMA, Network, cost, scale
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from . import plots
-from .keyed_study import KeyedStudy, TrialSpec, check_existing
-from .recipes import DEFAULT_RECIPE, check_recipe
-from .scale_search import data_label
-from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
-from .storage import normalise_url, open_storage, redact
+from .runner import StudyOptions, check_float
+from .storage import redact
+from .study import CONTROL_RATIO, Candidate, analyse, control_pair, run_study
+from .study import StudyConfig as StudyConfigBase
 from .tables import Column, fixed, millions, plain, to_markdown, write_tables
 
 KIND = "scaling study"
@@ -114,34 +114,17 @@ def match_flops(
 
 
 @dataclass(frozen=True)
-class ScalingStudyConfig:
+class ScalingStudyConfig(StudyConfigBase):
     """Everything that defines a scaling study and its results (stored with the study)."""
 
-    base: Network
-    data: str = "elpv"
     ratios: tuple[float, ...] = (2.0, 4.0, 8.0)
     methods: tuple[str, ...] = METHODS
-    img_size: int = 64
-    budget_epochs: int = 2
     alpha: float = ALPHA
     beta: float = BETA
     gamma: float = GAMMA
-    seeds: int = 1
-    batch_size: int = 32
-    lr: float | None = None
-    limit_per_class: int | None = None
-    task: str = "default"
-    augment: str = "none"
-    max_steps: int | None = None
-    recipe: str = DEFAULT_RECIPE
 
     def check(self) -> None:
-        if not isinstance(self.base, Network):
-            raise EffnetError("base must be a network description")
-        check_int("training budget (epochs)", self.budget_epochs, 1)
-        check_int("image size", self.img_size, 8)
-        check_int("number of seeds", self.seeds, 1)
-        check_int("batch size", self.batch_size, 1)
+        self.check_budget()
         if not self.ratios:
             raise EffnetError("give at least one FLOPs ratio")
         for r in self.ratios:
@@ -156,18 +139,6 @@ class ScalingStudyConfig:
             check_float(name, getattr(self, name), 1.0)
         if "compound" in self.methods and self.alpha * self.beta**2 * self.gamma**2 <= 1.0:
             raise EffnetError("compound scaling needs alpha*beta^2*gamma^2 > 1")
-        if self.lr is not None:
-            check_float("learning rate", self.lr, 0.0, strict=True)
-        if self.limit_per_class is not None:
-            check_int("limit per class", self.limit_per_class, 1)
-        if self.max_steps is not None:
-            check_int("max steps", self.max_steps, 1)
-        check_recipe(self.recipe)
-
-    def settings(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["base"] = self.base.to_dict()
-        return json.loads(json.dumps(d))
 
     def plan(self, num_classes: int | None = None) -> list[ScaledNetwork]:
         """The baseline and each (method, ratio) network, matched on FLOPs."""
@@ -182,63 +153,35 @@ class ScalingStudyConfig:
                                        coefficients=(self.alpha, self.beta, self.gamma)))
         return out
 
-    def specs(self, num_classes: int | None = None) -> list[TrialSpec]:
-        specs = []
+    def candidates(self, num_classes: int | None = None) -> list[Candidate]:
+        """:meth:`plan` as study candidates, plus the positive control when the plan lacks compound 4x."""
+        out = []
         for net in self.plan(num_classes):
-            for seed in range(self.seeds):
-                key = f"{net.method}-x{net.target_ratio:g}-s{seed}"
-                specs.append(TrialSpec(
-                    key, {"method": net.method, "ratio": float(net.target_ratio), "seed": seed},
-                    {"multiplier": net.multiplier, "resolution": net.img_size, "planned_macs": net.macs,
-                     "achieved_ratio": net.ratio, "description": net.desc.to_dict()},
-                ))
-        return specs
+            key = "base" if net.method == "baseline" else f"{net.method}-x{net.target_ratio:g}"
+            out.append(Candidate(key, net.desc, net.img_size, "baseline" if net.method == "baseline" else "candidate",
+                                 {"method": net.method, "target_ratio": net.target_ratio, "multiplier": net.multiplier,
+                                  "achieved_ratio": net.ratio}))
+        if self.control_keys()[1] == "control-4x":
+            base = self.base if num_classes is None else self.base.replace(num_classes=num_classes)
+            out.append(control_pair(base, self.img_size)[1])
+        return out
 
-    def trainer(self):
-        from .training import QuickTrainer
+    def control_keys(self) -> tuple[str, str]:
+        has = "compound" in self.methods and CONTROL_RATIO in self.ratios and (self.alpha, self.beta, self.gamma) == (
+            ALPHA, BETA, GAMMA)
+        return ("base", f"compound-x{CONTROL_RATIO:g}" if has else "control-4x")
 
-        return QuickTrainer(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
-                            limit_per_class=self.limit_per_class, task=self.task, augment=self.augment,
-                            max_steps=self.max_steps, recipe=self.recipe)
+    def groups(self) -> dict[str, list[str]]:
+        """Methods compared with each other at each FLOPs ratio."""
+        return {f"{r:g}x": [f"{m}-x{r:g}" for m in self.methods] for r in self.ratios}
 
 
 def plan_scaling_study(config: ScalingStudyConfig, num_classes: int | None = None) -> list[ScaledNetwork]:
     return config.plan(num_classes)
 
 
-class _StudyObjective:
-    def __init__(self, trainer) -> None:
-        self.trainer = trainer
-
-    def __call__(self, spec: TrialSpec, reporter) -> dict[str, Any]:
-        desc = with_classes(Network.from_dict(spec.info["description"]), self.trainer)
-        px = int(spec.info["resolution"])
-        out = timed_training(self.trainer, desc, px, int(spec.params["seed"]), reporter)
-        c = cost(desc, px)
-        return {"value": float(out["val_acc"]), **out, "params": c.params, "macs": c.macs, "resolution": px,
-                "num_classes": desc.num_classes}
-
-
 def default_study_name(config: ScalingStudyConfig) -> str:
     return f"scaling-study-{config.base.name}"
-
-
-def _open(config: ScalingStudyConfig, opts: StudyOptions, name: str):
-    config.check()
-    Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
-    url = normalise_url(opts.storage, opts.out_dir)
-    storage = open_storage(url, heartbeat_interval=opts.heartbeat_interval, grace_period=opts.grace_period,
-                           max_retry=opts.max_retry)
-    check_existing(storage, name, KIND, config.settings())
-    return storage
-
-
-def _worker(config: ScalingStudyConfig, opts: StudyOptions, name: str) -> int:
-    storage = _open(config, opts, name)
-    trainer = config.trainer().load(config.img_size)
-    study = KeyedStudy(storage, name, KIND, config.settings(), config.specs(trainer.num_classes),
-                       max_retry=opts.max_retry).prepare()
-    return study.run(_StudyObjective(trainer), max_trials=opts.n_trials, wait=opts.wait)
 
 
 def run_scaling_study(
@@ -249,17 +192,10 @@ def run_scaling_study(
     on_event: Callable | None = None,
 ) -> dict[str, Any]:
     """Run (or resume, or join) a scaling study and write its report; returns the summary."""
-    opts.check()
+    config.check()
     name = opts.study_name or default_study_name(config)
-    storage = _open(config, opts, name)
-    if trainer is None:
-        trainer = config.trainer().load(config.img_size)
-    study = KeyedStudy(storage, name, KIND, config.settings(), config.specs(getattr(trainer, "num_classes", None)),
-                       max_retry=opts.max_retry).prepare()
-    objective = _StudyObjective(trainer)
-    run_local_workers(_worker, (config, opts, name), opts.workers,
-                      local=lambda: study.run(objective, max_trials=opts.n_trials, wait=opts.wait, on_event=on_event))
-    return write_report(study, config, opts.out_dir)
+    study = run_study(KIND, config, opts, name, config.candidates, trainer=trainer, on_event=on_event)
+    return write_report(study, config, opts.out_dir, num_classes=getattr(trainer, "num_classes", None))
 
 
 # ----- report ------------------------------------------------------------------------------
@@ -269,56 +205,46 @@ ROW_COLUMNS = [
     Column("multiplier", "multiplier", fixed(3)), Column("resolution", "px", plain),
     Column("achieved_ratio", "FLOPs x base", fixed(2)), Column("macs", "FLOPs (M mult-adds)", millions),
     Column("params", "params (M)", millions), Column("seeds_done", "seeds", plain),
-    Column("acc", "val acc (mean)", fixed(4)), Column("std", "std", fixed(4)),
+    Column("acc", "val acc", fixed(4)), Column("ci_text", "95% CI", plain),
+    Column("dbest_text", "d(best at ratio) 95% CI (simultaneous)", plain), Column("indist_text", "same as best?", plain),
+    Column("diff_to_baseline", "d(base)", lambda v: "" if v is None else f"{v:+.4f}"),
+    Column("dbase_text", "d(base) 95% CI", plain), Column("test_text", "test acc [95% CI]", plain),
     Column("time_s", "train s (mean)", fixed(1)),
 ]
 
 
-def study_rows(study: KeyedStudy, config: ScalingStudyConfig) -> list[dict[str, Any]]:
-    results = study.results()
-    groups: dict[tuple[str, float], list] = {}
-    for key, spec in study.specs.items():
-        groups.setdefault((spec.params["method"], spec.params["ratio"]), []).append((spec, results.get(key)))
-    rows = []
-    order = {m: i for i, m in enumerate(("baseline",) + METHODS)}
-    for (method, ratio), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
-        spec = items[0][0]
-        done = [r for _, r in items if r is not None and r.state == "COMPLETE"]
-        accs = [r.value for r in done]
-        times = [r.attrs.get("train_time_s") for r in done if r.attrs.get("train_time_s") is not None]
-        macs = next((r.attrs["macs"] for r in done if r.attrs.get("macs") is not None), spec.info["planned_macs"])
-        params = next((r.attrs["params"] for r in done if r.attrs.get("params") is not None), None)
-        rows.append({
-            "method": method, "target_ratio": ratio, "multiplier": spec.info["multiplier"],
-            "resolution": spec.info["resolution"], "achieved_ratio": spec.info["achieved_ratio"], "macs": macs,
-            "params": params, "seeds_done": f"{len(done)}/{config.seeds}",
-            "acc": statistics.fmean(accs) if accs else None,
-            "std": statistics.stdev(accs) if len(accs) > 1 else None,
-            "time_s": statistics.fmean(times) if times else None,
-        })
-    return rows
+def write_report(study, config: ScalingStudyConfig, out_dir: str | Path, *, num_classes: int | None = None) -> dict[str, Any]:
+    from .scale_search import _classes, _public, decorate
 
-
-def write_report(study: KeyedStudy, config: ScalingStudyConfig, out_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
-    rows = study_rows(study, config)
+    n_classes = num_classes or _classes(study) or config.base.num_classes
+    analysis = analyse(study, config, config.candidates(n_classes), config.groups(), control=config.control_keys())
+    rows = analysis["rows"]
+    decorate(rows)
+    for r in rows:
+        r["acc"] = r.get("mean")
+        r["time_s"] = r["train_time_s"] / r["seeds_done"] if r.get("train_time_s") and r["seeds_done"] else None
+        r["seeds_done"] = f"{r['seeds_done']}/{config.seeds}"
     progress = study.progress()
-    what = (f"{config.base.name} on {data_label(config)}, {config.budget_epochs} epoch(s) from {config.img_size} px, "
-            f"{config.seeds} seed(s); validation accuracy (mean over seeds); FLOPs are multiply-adds; compound uses "
+    what = (f"{config.base.name} on {config.data_label()}, {config.budget_label()}, from {config.img_size} px; "
+            f"validation accuracy with paired-bootstrap 95% intervals; FLOPs are multiply-adds; compound uses "
             f"alpha {config.alpha:g}, beta {config.beta:g}, gamma {config.gamma:g}")
     write_tables(rows, ROW_COLUMNS, out / "scaling")
     baseline = [r for r in rows if r["method"] == "baseline"]
-    series = {m: baseline + [r for r in rows if r["method"] == m] for m in config.methods}
+    series = {m: baseline + [r for r in rows if r["method"] == m and r["role"] != "control"] for m in config.methods}
     for pts in series.values():
         for p in pts:
             p["label"] = "base" if p["method"] == "baseline" else f"{p['target_ratio']:g}x"
     plots.accuracy_vs_flops(series, out / "scaling.png", connect=True, label_key="label",
                             title=f"Scaling {config.base.name}: one dimension vs compound", note=what)
-    summary = {"study": study.name, "storage": redact(study.storage.url), "kind": KIND, "measured": what,
-               "progress": progress, "finished": progress["waiting"] == 0 and progress["running"] == 0,
-               "rows": rows, "settings": {k: v for k, v in config.settings().items() if k != "base"}}
-    atomic_write_text(out / "scaling.json", json.dumps(summary, indent=2) + "\n")
-    lines = [f"# Scaling study: {study.name}", "", f"Measured: {what}.", "",
+    summary = {"verdict": analysis["verdict"], "decided": analysis["decided"], "study": study.name,
+               "storage": redact(study.storage.url), "kind": KIND, "measured": what, "progress": progress,
+               "finished": progress["waiting"] == 0 and progress["running"] == 0, "control": analysis.get("control"),
+               "groups": analysis.get("groups"), "selection": analysis.get("selection"),
+               "rows": [_public(r) for r in rows], "per_candidate": [_public(r) for r in rows],
+               "settings": {k: v for k, v in config.settings().items() if k != "base"}}
+    atomic_write_text(out / "scaling.json", json.dumps(summary, indent=2, default=float) + "\n")
+    lines = [f"# Scaling study: {study.name}", "", f"**{analysis['verdict']}**", "", f"Measured: {what}.", "",
              f"Trials: {progress['complete']} complete, {progress['failed']} failed, {progress['running']} running, "
              f"{progress['waiting']} waiting.", "", "![accuracy vs FLOPs](scaling.png)", "",
              to_markdown(rows, ROW_COLUMNS)]

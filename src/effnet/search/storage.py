@@ -145,12 +145,26 @@ def open_storage(
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from sqlalchemy.exc import SQLAlchemyError
 
+    class Storage(RDBStorage):
+        """``RDBStorage`` whose heartbeat survives a database outage.
+
+        Optuna records heartbeats on a thread that ends at the first error; this keeps it beating
+        (the next beat retries). An outage longer than the grace period makes the trial stale
+        anyway, and it is then retried like any abandoned trial.
+        """
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            try:
+                super().record_heartbeat(trial_id)
+            except (SQLAlchemyError, optuna.exceptions.StorageInternalError):
+                pass
+
     last: BaseException | None = None
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = RDBStorage(
+                storage = Storage(
                     url,
                     engine_kwargs=_engine_kwargs(url),
                     heartbeat_interval=heartbeat_interval,

@@ -1,10 +1,12 @@
 """The default trainer of searches and studies: one short training run per trial, same recipe for all.
 
-Every trial of a study trains with the same data split (split seed 0), the same recipe (one of
+Every trial of a study trains with the same data split (split seed 0; with ``split_seeds`` the
+training seed draws the split too, shared by every candidate of that seed), the same recipe (one of
 :data:`effnet.search.recipes.PROXY_RECIPES` applied to ``TrainConfig.for_model`` by
 :func:`effnet.train.quick_train`), the same epoch budget and batch size; only the architecture,
 the input resolution and the training seed change. The score is top-1 accuracy on the validation
-split with the final weights.
+split with the final weights; the class predicted for every validation and test image is returned
+too (``quick_train(..., predictions=True)``) so that studies compare candidates image by image.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class QuickTrainer:
     max_steps: int | None = None
     per_epoch: bool = False
     recipe: str = DEFAULT_RECIPE
+    split_seeds: bool = False
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -47,13 +50,17 @@ class QuickTrainer:
             raise EffnetError(f"augment must be one of {', '.join(AUGMENT_CHOICES)}, got {self.augment!r}")
         check_recipe(self.recipe)
 
-    def splits(self, img_size: int):
-        if img_size not in self._cache:
+    def splits(self, img_size: int, seed: int = 0):
+        split_seed = seed if self.split_seeds else 0
+        if (img_size, split_seed) not in self._cache:
             from ..data import load_splits
 
-            self._cache[img_size] = load_splits(self.data, img_size=img_size, task=self.task, augment=self.augment,
-                                                seed=0, limit_per_class=self.limit_per_class)
-        return self._cache[img_size]
+            if len(self._cache) >= 4:  # a study visits a few resolutions; keep memory bounded
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[img_size, split_seed] = load_splits(
+                self.data, img_size=img_size, task=self.task, augment=self.augment, seed=split_seed,
+                limit_per_class=self.limit_per_class)
+        return self._cache[img_size, split_seed]
 
     def load(self, img_size: int) -> "QuickTrainer":
         """Read the data once (fails early on a bad source) and learn the number of classes."""
@@ -69,11 +76,14 @@ class QuickTrainer:
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any) -> dict[str, Any]:
         from ..train import quick_train
 
-        splits = self.splits(img_size)
+        splits = self.splits(img_size, seed)
         desc = headless(desc.replace(num_classes=splits.num_classes), self.recipe)
         # with per_epoch, the validation accuracy of every epoch goes to the trial's reporter (a pruner may stop it)
         out = quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size,
                           seed=seed, progress=False, max_steps=self.max_steps,
-                          on_epoch=reporter.report if self.per_epoch else None,
+                          on_epoch=reporter.report if self.per_epoch else None, predictions=True,
                           **quick_train_options(self.recipe, self.lr))
-        return {"val_acc": float(out["val_acc"]), "train_time_s": float(out["train_time_s"]), "steps": int(out["steps"])}
+        keep = ("val_pred", "val_target", "test_pred", "test_target")
+        return {"val_acc": float(out["val_acc"]), "train_time_s": float(out["train_time_s"]), "steps": int(out["steps"]),
+                **({"test_acc": float(out["test_acc"])} if "test_acc" in out else {}),
+                **{k: out[k] for k in keep if k in out}}

@@ -1,0 +1,74 @@
+"""Proxy fidelity: does a short training budget rank candidates the way a longer one does?
+
+The same candidates (a scaling study's networks) are trained with the same paired seeds at the
+proxy budget and at ``factor`` times it, as two studies on the engine. The answer is Kendall's tau
+between the two rankings of the candidates' mean validation accuracies, with a 95% bootstrap
+interval over seeds (seed ``k`` is resampled jointly at both budgets, since it fixes the same
+initialisation and data order). A proxy whose interval includes 0 ranks nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import EffnetError
+from .runner import StudyOptions, check_int
+from .scaling_study import ScalingStudyConfig, default_study_name
+from .stats import kendall_tau
+from .study import analyse, run_study, write_json
+
+KIND = "scaling study"
+
+
+def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int = 3, *, trainer=None,
+                    on_event: Callable | None = None, draws: int = 2000) -> dict[str, Any]:
+    """Train ``config``'s candidates at its budget and at ``factor`` x it; Kendall tau with its interval."""
+    config.check()
+    check_int("budget factor", factor, 2)
+    if config.seeds < 2:
+        raise EffnetError("proxy fidelity needs at least 2 seeds (--seeds) for an interval over seeds")
+    name = opts.study_name or default_study_name(config)
+    long = dataclasses.replace(config, budget_epochs=config.budget_epochs * factor)
+    means, per_seed = {}, {}
+    for label, cfg in (("proxy", config), ("long", long)):
+        study = run_study(KIND, cfg, opts, f"{name}-{label}-{cfg.budget_epochs}ep", cfg.candidates, trainer=trainer,
+                          on_event=on_event)
+        analysis = analyse(study, cfg, cfg.candidates(getattr(trainer, "num_classes", None) or _classes(study)),
+                           cfg.groups(), control=cfg.control_keys())
+        rows = [r for r in analysis["rows"] if r["seeds_done"] == cfg.seeds]
+        means[label] = {r["key"]: r["run_mean"] for r in rows}
+        per_seed[label] = {r["key"]: r["run_acc"] for r in rows}
+    keys = [k for k in means["proxy"] if k in means["long"]]
+    if len(keys) < 3:
+        raise EffnetError("proxy fidelity needs at least 3 finished candidates; rerun the same command to continue")
+    short = np.array([per_seed["proxy"][k] for k in keys])  # candidates x seeds
+    longer = np.array([per_seed["long"][k] for k in keys])
+    tau = kendall_tau(short.mean(1), longer.mean(1))
+    rng = np.random.default_rng(0)
+    boot = []
+    for _ in range(draws):
+        pick = rng.integers(0, config.seeds, config.seeds)
+        boot.append(kendall_tau(short[:, pick].mean(1), longer[:, pick].mean(1)))
+    lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    if lo > 0:
+        verdict = (f"The {config.budget_epochs}-epoch proxy ranks like {long.budget_epochs} epochs: Kendall tau "
+                   f"{tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}) over {len(keys)} candidates.")
+    else:
+        verdict = (f"The {config.budget_epochs}-epoch proxy ranks nothing: Kendall tau {tau:+.2f} against "
+                   f"{long.budget_epochs} epochs, 95% CI {lo:+.2f} to {hi:+.2f} includes 0 ({len(keys)} candidates).")
+    summary = {"verdict": verdict + f" [{config.seeds} paired seeds, {draws} bootstrap draws over seeds]",
+               "tau": tau, "tau_ci_low": lo, "tau_ci_high": hi, "separated_from_zero": lo > 0,
+               "proxy_epochs": config.budget_epochs, "long_epochs": long.budget_epochs, "seeds": config.seeds,
+               "candidates": [{"key": k, "proxy_mean": means["proxy"][k], "long_mean": means["long"][k],
+                               "proxy_runs": per_seed["proxy"][k], "long_runs": per_seed["long"][k]} for k in keys]}
+    write_json(Path(opts.out_dir) / "proxy.json", summary)
+    return summary
+
+
+def _classes(study) -> int | None:
+    from .scale_search import _classes as classes
+
+    return classes(study)

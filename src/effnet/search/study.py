@@ -1,0 +1,370 @@
+"""What every kind of study shares: the training budget, candidates x paired seeds, the scorer,
+the run (on :mod:`effnet.search.engine`), and the paired analysis with the positive control.
+
+A kind of study is then a planner (a list of :class:`Candidate`), and a report of its own tables
+and plots on top of :func:`analyse`. Seeds are paired: seed ``k`` fixes initialisation and data
+order for every candidate (and, with ``split_seeds``, the train/validation/test split too), so
+candidates are compared on the same images of the same runs.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..arch import Network, cost
+from ..errors import EffnetError
+from ..fsutil import atomic_write_text
+from .engine import PlannedStudy, TrialSpec
+from .recipes import DEFAULT_RECIPE, check_recipe
+from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
+from .storage import normalise_url, open_storage
+
+CONTROL_RATIO = 4.0
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The base network and the training budget every candidate of a study gets (stored with it)."""
+
+    base: Network
+    data: str = "elpv"
+    img_size: int = 64
+    budget_epochs: int = 2
+    seeds: int = 1
+    split_seeds: bool = False
+    batch_size: int = 32
+    lr: float | None = None
+    limit_per_class: int | None = None
+    task: str = "default"
+    augment: str = "none"
+    max_steps: int | None = None
+    recipe: str = DEFAULT_RECIPE
+    bootstrap_draws: int = 2000
+
+    def check_budget(self) -> None:
+        if not isinstance(self.base, Network):
+            raise EffnetError("base must be a network description")
+        check_int("training budget (epochs)", self.budget_epochs, 1)
+        check_int("image size", self.img_size, 8)
+        check_int("number of seeds", self.seeds, 1)
+        check_int("batch size", self.batch_size, 1)
+        check_int("bootstrap draws", self.bootstrap_draws, 100)
+        if self.lr is not None:
+            check_float("learning rate", self.lr, 0.0, strict=True)
+        if self.limit_per_class is not None:
+            check_int("limit per class", self.limit_per_class, 1)
+        if self.max_steps is not None:
+            check_int("max steps", self.max_steps, 1)
+        if not isinstance(self.data, str) or not self.data:
+            raise EffnetError("data must name a data source")
+        check_recipe(self.recipe)
+
+    def settings(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "bootstrap_draws"}
+        d = json.loads(json.dumps({k: (asdict(v) if hasattr(v, "__dataclass_fields__") and not isinstance(v, Network)
+                                       else v) for k, v in d.items() if k != "base"}))
+        d["base"] = self.base.to_dict()
+        return d
+
+    def trainer(self):
+        from .training import QuickTrainer
+
+        return QuickTrainer(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
+                            limit_per_class=self.limit_per_class, task=self.task, augment=self.augment,
+                            max_steps=self.max_steps, per_epoch=getattr(self, "prune", False), recipe=self.recipe,
+                            split_seeds=self.split_seeds)
+
+    def data_label(self) -> str:
+        """The data source as measured: name, labelling and per-class cap."""
+        extra = [f"task {self.task}"] if self.task != "default" else []
+        if self.limit_per_class:
+            extra.append(f"at most {self.limit_per_class} images per class")
+        return f"{self.data} ({', '.join(extra)})" if extra else self.data
+
+    def budget_label(self) -> str:
+        split = "train/val/test split re-drawn per seed" if self.split_seeds else "one train/val/test split"
+        return (f"{self.budget_epochs} epoch(s), {self.recipe} recipe, batch {self.batch_size}, {self.seeds} paired "
+                f"seed(s), {split}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One network to train: a key, its description, the pixels it trains at, and facts to report."""
+
+    key: str
+    desc: Network
+    img_size: int
+    role: str = "candidate"  # "candidate", "reference", "baseline", "control"
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+def control_pair(base: Network, img_size: int) -> tuple[Candidate, Candidate]:
+    """The positive control: the base, and the base compound-scaled (paper's coefficients) to 4x
+    its multiply-adds (nearest rounding step, :func:`effnet.search.scaling_study.match_flops`)."""
+    from .scaling_study import match_flops
+
+    c = cost(base, img_size)
+    small = Candidate("base", base, img_size, "baseline",
+                      {"method": "baseline", "target_ratio": 1.0, "achieved_ratio": 1.0, "macs": c.macs,
+                       "params": c.params, "multiplier": 1.0})
+    big = match_flops(base, "compound", CONTROL_RATIO, img_size=img_size, iterations=30)
+    return small, Candidate("control-4x", big.desc, big.img_size, "control",
+                            {"method": "compound", "target_ratio": CONTROL_RATIO, "achieved_ratio": big.ratio,
+                             "macs": big.macs, "params": big.params, "multiplier": big.multiplier})
+
+
+def candidate_specs(candidates: Sequence[Candidate], seeds: int) -> list[TrialSpec]:
+    specs = []
+    for cand in candidates:
+        for seed in range(seeds):
+            specs.append(TrialSpec(f"{cand.key}-s{seed}", {"candidate": cand.key, "seed": seed},
+                                   {"resolution": cand.img_size, "description": cand.desc.to_dict()}))
+    return specs
+
+
+# ----- per-image predictions, compact ---------------------------------------------------------
+
+def pack(values: Sequence[int]) -> str:
+    """Class indices as base64 of unsigned bytes (or 16-bit words above 255 classes)."""
+    arr = np.asarray(values, dtype=np.int64)
+    dtype = np.uint8 if arr.size == 0 or arr.max() < 256 else np.uint16
+    return ("u16:" if dtype == np.uint16 else "") + base64.b64encode(arr.astype(dtype).tobytes()).decode("ascii")
+
+
+def unpack(text: str) -> np.ndarray:
+    if text.startswith("u16:"):
+        return np.frombuffer(base64.b64decode(text[4:]), dtype=np.uint16).astype(np.int64)
+    return np.frombuffer(base64.b64decode(text), dtype=np.uint8).astype(np.int64)
+
+
+class Scorer:
+    """Trains one (candidate, seed) trial with the study's trainer; keeps per-image predictions."""
+
+    def __init__(self, trainer) -> None:
+        self.trainer = trainer
+
+    def __call__(self, spec: TrialSpec, reporter) -> dict[str, Any]:
+        desc = with_classes(Network.from_dict(spec.info["description"]), self.trainer)
+        px = int(spec.info["resolution"])
+        out = timed_training(self.trainer, desc, px, int(spec.params["seed"]), reporter)
+        c = cost(desc, px)
+        result = {"value": float(out["val_acc"]), "params": c.params, "macs": c.macs, "resolution": px,
+                  "num_classes": desc.num_classes}
+        for k, v in out.items():
+            if k.endswith(("_pred", "_target")):
+                result[k] = pack(v)
+            elif isinstance(v, (int, float, str, bool)) or v is None:
+                result[k] = v
+        return result
+
+
+def open_study(kind: str, config: StudyConfig, opts: StudyOptions, name: str, candidates: Sequence[Candidate],
+               pruner=None) -> PlannedStudy:
+    """The one storage opener: the folder, the database, the settings check, the plan."""
+    Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
+    storage = open_storage(normalise_url(opts.storage, opts.out_dir), heartbeat_interval=opts.heartbeat_interval,
+                           grace_period=opts.grace_period, max_retry=opts.max_retry)
+    study = PlannedStudy(storage, name, kind, config.settings(), candidate_specs(candidates, config.seeds),
+                         pruner=pruner, max_retry=opts.max_retry, storage_wait_s=opts.storage_wait_s)
+    study.check_existing()  # refuses a study made with other settings before any data is read
+    return study
+
+
+def run_study(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
+              plan: Callable[[int | None], Sequence[Candidate]], *, trainer=None, on_event=None,
+              pruner_factory: Callable[[], Any] | None = None) -> PlannedStudy:
+    """Run (or resume, or join) a study of ``plan(num_classes)`` x ``config.seeds``; returns it."""
+    opts.check()
+    study = open_study(kind, config, opts, name, plan(getattr(trainer, "num_classes", None) if trainer else None),
+                       pruner_factory() if pruner_factory else None)
+    if trainer is None:
+        trainer = config.trainer().load(config.img_size)
+        study = open_study(kind, config, opts, name, plan(trainer.num_classes),
+                           pruner_factory() if pruner_factory else None)
+    study.prepare()
+    scorer = Scorer(trainer)
+    run_local_workers(_worker, (kind, config, opts, name, plan, pruner_factory), opts.workers,
+                      local=lambda: study.run(scorer, max_trials=opts.n_trials, wait=opts.wait, on_event=on_event))
+    return study
+
+
+def _worker(kind, config, opts, name, plan, pruner_factory) -> int:
+    trainer = config.trainer().load(config.img_size)
+    study = open_study(kind, config, opts, name, plan(trainer.num_classes),
+                       pruner_factory() if pruner_factory else None).prepare()
+    return study.run(Scorer(trainer), max_trials=opts.n_trials, wait=opts.wait)
+
+
+# ----- analysis ----------------------------------------------------------------------------
+
+def _scores(records: Sequence, split: str) -> list[np.ndarray] | None:
+    """Per seed, per image 1/0 for ``split`` ("val" or "test"); ``None`` when predictions are missing."""
+    out = []
+    for r in records:
+        pred, target = r.attrs.get(f"{split}_pred"), r.attrs.get(f"{split}_target")
+        if pred is None or target is None:
+            return None
+        out.append((unpack(pred) == unpack(target)).astype(float))
+    return out
+
+
+def _aligned(cands: Sequence[Sequence], split: str) -> list[list[np.ndarray]] | None:
+    """Per-image scores of every candidate, checked to be on the same images (same targets per seed)."""
+    scores = [_scores(recs, split) for recs in cands]
+    if any(s is None for s in scores):
+        return None
+    for k in range(len(cands[0])):
+        targets = {cands[c][k].attrs.get(f"{split}_target") for c in range(len(cands))}
+        if len(targets) != 1:
+            raise EffnetError(f"seed {k}: candidates were scored on different {split} images; "
+                              "a study needs one data split per seed")
+    return scores
+
+
+def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candidate],
+            groups: Mapping[str, Sequence[str]] | None = None,
+            control: tuple[str, str] = ("base", "control-4x")) -> dict[str, Any]:
+    """Per candidate: cost, training received, mean and 95% interval, paired differences to the best
+    of its group and to the baseline, the indistinguishable set, test accuracy; the control's verdict;
+    the verdict line.
+
+    ``groups`` maps a label to the keys compared with each other (default: every candidate that is
+    not the baseline or the control, in one group labelled ""). A winner of a group is named only
+    when it alone is left in its indistinguishable set and the positive control is separated.
+    """
+    from . import stats
+
+    results = study.results()
+    attempts = study.attempts()
+    rows: dict[str, dict[str, Any]] = {}
+    done_by_key: dict[str, list] = {}
+    for cand in candidates:
+        recs = [results.get(f"{cand.key}-s{k}") for k in range(config.seeds)]
+        done = [r for r in recs if r is not None and r.state == "COMPLETE"]
+        accs = [r.value for r in done]
+        times = [r.attrs.get("train_time_s") for r in done if r.attrs.get("train_time_s") is not None]
+        desc = cand.desc.replace(num_classes=int(done[0].attrs["num_classes"])) if done and done[0].attrs.get(
+            "num_classes") else cand.desc
+        c = cost(desc, cand.img_size)
+        rows[cand.key] = {
+            "key": cand.key, "role": cand.role, "resolution": cand.img_size, "params": c.params, "macs": c.macs,
+            **dict(cand.facts), "seeds_done": len(done), "seeds": config.seeds, "run_acc": accs,
+            "run_mean": statistics.fmean(accs) if accs else None,
+            "run_std": statistics.stdev(accs) if len(accs) > 1 else None,
+            "train_time_s": sum(times) if times else None, "epochs_trained": config.budget_epochs * len(done),
+            "steps_trained": sum(int(r.attrs.get("steps") or 0) for r in done),
+            "attempts": sum(attempts.get(f"{cand.key}-s{k}", 0) for k in range(config.seeds)),
+            "mean": None, "ci_low": None, "ci_high": None, "indistinguishable_from_best": None}
+        if len(done) == config.seeds:
+            done_by_key[cand.key] = done
+    summary: dict[str, Any] = {"rows": list(rows.values()), "complete": len(done_by_key), "candidates": len(rows),
+                               "draws": config.bootstrap_draws}
+    if groups is None:
+        groups = {"": [c.key for c in candidates if c.role not in ("baseline", "control")]}
+    if not done_by_key:
+        summary.update(verdict="No candidate has finished all its seeds yet; rerun the same command to continue.",
+                       decided=False, best=None, winner=None, control=None, groups={})
+        return summary
+    keys = list(done_by_key)
+    val = _aligned([done_by_key[k] for k in keys], "val")
+    by_image = val is not None
+    if not by_image and config.seeds < 2:
+        # one accuracy from one run per candidate: there is nothing to estimate noise from
+        for k in keys:
+            rows[k]["mean"] = rows[k]["run_mean"]
+        contenders = [k for members in groups.values() for k in members if k in done_by_key]
+        leader = max(contenders, key=lambda k: rows[k]["mean"]) if contenders else None
+        summary.update(verdict="Not decided: one seed and one accuracy per run (no per-image predictions), so no "
+                               "interval can be computed; no winner is named. Use --seeds 3 or more.",
+                       decided=False, best=leader, winner=None, control=None, groups={}, by_image=False,
+                       indistinguishable=None, selection="chosen on validation accuracy")
+        return summary
+    scores = dict(zip(keys, val if by_image else [[np.array([r.value]) for r in done_by_key[k]] for k in keys]))
+    # everything against the baseline (named before any data): bootstrap p-values, Holm-corrected
+    allcmp = stats.compare(keys, [scores[k] for k in keys], draws=config.bootstrap_draws, seed=0,
+                           baseline=next((i for i, k in enumerate(keys) if rows[k]["role"] == "baseline"), None))
+    for i, k in enumerate(keys):
+        r = allcmp.row(i)
+        rows[k].update(mean=r["mean"], ci_low=r["ci_low"], ci_high=r["ci_high"],
+                       **{f: r[f] for f in r if "baseline" in f})
+    test = _aligned([done_by_key[k] for k in keys], "test")
+    if test is not None:
+        tcmp = stats.compare(keys, test, draws=config.bootstrap_draws, seed=1)
+        for i, k in enumerate(keys):
+            rows[k].update(test_mean=tcmp.mean[i], test_ci_low=tcmp.ci[i][0], test_ci_high=tcmp.ci[i][1])
+    control = _control(rows, scores, config, *control)
+    control_ok = control is None or control["separated"]
+    group_out: dict[str, Any] = {}
+    lines = []
+    for label, members in groups.items():
+        members = [k for k in members if k in scores]
+        if not members:
+            continue
+        cmp = stats.compare(members, [scores[k] for k in members], draws=config.bootstrap_draws, seed=3)
+        for i, k in enumerate(members):
+            r = cmp.row(i)
+            rows[k].update({f: r[f] for f in r if "best" in f})
+            rows[k]["group"] = label
+        indist = [k for k, f in zip(members, cmp.indistinguishable) if f]
+        winner = members[cmp.winner] if cmp.winner is not None and control_ok else None
+        group_out[label] = {"best": members[cmp.best], "winner": winner, "indistinguishable": indist,
+                            "range_bound": cmp.range_bound, "compared": len(members)}
+        where = f"{label}: " if label else ""
+        if winner is not None:
+            w = rows[winner]
+            lines.append(f"{where}winner {winner} (validation accuracy {w['mean']:.4f}, 95% CI {w['ci_low']:.4f} to "
+                         f"{w['ci_high']:.4f}), separated from the {len(members) - 1} other(s)")
+        elif len(members) == 1:
+            lines.append(f"{where}one candidate finished ({members[0]})")
+        else:
+            lines.append(f"{where}{len(indist)} of {len(members)} indistinguishable from the best "
+                         f"({', '.join(indist[:6])}{', ...' if len(indist) > 6 else ''})")
+    n_img = sorted({int(np.size(s)) for k in keys for s in scores[k]})
+    scope = (f"{config.seeds} paired seed(s) x {'/'.join(map(str, n_img))} validation images" if by_image
+             else f"{config.seeds} paired seed(s), one accuracy per run (no per-image predictions)")
+    if config.seeds == 1:
+        scope += "; one seed: seed-to-seed noise is not covered"
+    if not control_ok:
+        verdict = (f"This data and budget cannot resolve scaling differences: the base at {control['ratio']:.2f}x "
+                   f"multiply-adds is not separated from the base (difference {control['diff']:+.4f}, 95% CI "
+                   f"{control['ci_low']:+.4f} to {control['ci_high']:+.4f}); no winner is named.")
+    elif all(g["winner"] for g in group_out.values()) and group_out:
+        verdict = "; ".join(lines)[:1].upper() + "; ".join(lines)[1:] + "."
+    else:
+        verdict = "Not decided: " + "; ".join(lines) + "; no winner is named where candidates cannot be told apart."
+    for r in rows.values():
+        r["control_separated"] = control["separated"] if control else None
+    only = group_out.get("") or (next(iter(group_out.values())) if len(group_out) == 1 else None)
+    summary.update(
+        verdict=f"{verdict} [{scope}]", decided=bool(group_out) and control_ok and all(
+            g["winner"] for g in group_out.values()),
+        scope=scope, by_image=by_image, control=control, groups=group_out,
+        best=only["best"] if only else None, winner=only["winner"] if only else None,
+        indistinguishable=only["indistinguishable"] if only else None,
+        selection=("chosen on validation images; test accuracy is reported separately and never used to choose"
+                   if test is not None else "chosen on validation images (no test split was scored)"),
+    )
+    return summary
+
+
+def _control(rows: Mapping[str, Mapping], scores: Mapping[str, Any], config: StudyConfig, small: str,
+             big: str) -> dict[str, Any] | None:
+    """The positive control's verdict: is the base at 4x multiply-adds better than the base?"""
+    from .stats import paired_difference
+
+    if small not in scores or big not in scores:
+        return None
+    d = paired_difference(scores[big], scores[small], draws=config.bootstrap_draws, seed=2)
+    return {"ratio": rows[big].get("achieved_ratio"), "big": big, "small": small, **d}
+
+
+def write_json(path: str | Path, summary: Mapping[str, Any]) -> Path:
+    path = Path(path)
+    atomic_write_text(path, json.dumps(summary, indent=2, default=float) + "\n")
+    return path
