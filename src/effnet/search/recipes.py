@@ -3,12 +3,14 @@
 A search or study trains every candidate for a few epochs from scratch and ranks them by
 validation accuracy, so the recipe has to learn in a few hundred steps.
 
-* ``paper`` is ``quick_train``'s own recipe, the paper's: RMSProp, BatchNorm momentum 0.01,
+* ``paper`` forces the paper's values (``TrainConfig(recipe="paper")``; ``quick_train`` would
+  otherwise size them to the short run): RMSProp, BatchNorm momentum 0.01,
   EMA of the weights, label smoothing 0.1, stochastic depth. With a BatchNorm momentum of 0.01 the
   running statistics are still near their initial values after a few dozen steps, so a short run
   evaluates (in eval mode) with statistics that do not fit the weights; on ELPV every candidate of
   the grid search and the scaling study scored chance under it.
-* ``short`` (the default) is for such proxies: BatchNorm momentum 0.1, AdamW at 2e-3 with a cosine
+* ``short`` (the default) is for such proxies, fixed so that a study's recipe does not move with
+  the run-length rules of ``effnet.train.recipe``: BatchNorm momentum 0.1, AdamW at 2e-3 with a cosine
   schedule, no EMA, no label smoothing, no stochastic depth, and a classifier that starts at zero.
 
 :func:`quick_train_options` turns a recipe into ``quick_train`` keyword overrides (``TrainConfig``
@@ -25,7 +27,7 @@ from ..errors import EffnetError
 
 #: recipe name -> ``zero_head`` (start the classifier at zero) and ``train`` (``TrainConfig`` overrides)
 PROXY_RECIPES: Mapping[str, Mapping[str, Any]] = {
-    "paper": {"zero_head": False, "train": {}},
+    "paper": {"zero_head": False, "train": {"recipe": "paper"}},
     "short": {
         "zero_head": True,
         "train": {"bn_momentum": 0.1, "drop_path_rate": 0.0, "optimizer": "adamw", "lr": 2e-3,
