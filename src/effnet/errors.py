@@ -40,9 +40,9 @@ class MissingExtraError(EffnetError):
 def missing_extra(exc: BaseException, what: str = "this") -> MissingExtraError | None:
     """The :class:`MissingExtraError` for an error caused by a module one of the extras installs, else None.
 
-    The error itself or one it was raised from (``raise ... from``, or raised while handling it:
-    ``torch.onnx`` turns a missing ``onnx`` into its own error) must be an ``ImportError`` naming
-    the module.
+    The error itself or one it was raised from (``raise ... from``, or raised while handling it and
+    not ``from None``: ``torch.onnx`` turns a missing ``onnx`` into its own error) must be an
+    ``ImportError`` naming the module.
     """
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -53,5 +53,5 @@ def missing_extra(exc: BaseException, what: str = "this") -> MissingExtraError |
             name = (getattr(exc, "name", None) or "").split(".")[0]
             if name in EXTRA_OF_MODULE:
                 return MissingExtraError(name, EXTRA_OF_MODULE[name], what)
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return None
