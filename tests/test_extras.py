@@ -39,6 +39,7 @@ results = [
     run("export", "efficientnet_b0", "--format", "onnx", "--out", tmp + "/m.onnx"),
     run("predict", tmp + "/x.png", "--model", "efficientnet_lite1", "--pretrained"),
     run("train", "--data", "elpv", "--epochs", "1", "--out", tmp + "/elpv"),
+    run("demo", "--steps", "photos", "--out", tmp + "/demo"),
 ]
 print(json.dumps({"results": results, "leaked": sorted(m for m in BLOCKED if sys.modules.get(m) is not None)}))
 """
@@ -52,11 +53,11 @@ def test_core_install_trains_and_evaluates_and_other_commands_name_their_extra(t
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    train, evaluate, search, export, predict, elpv = out["results"]
+    train, evaluate, search, export, predict, elpv, demo = out["results"]
     assert train["code"] == 0, train["err"][-1500:]
     assert evaluate["code"] == 0, evaluate["err"][-1500:]
     assert (tmp_path / "run" / "best.safetensors").is_file()
-    for result, extra in ((search, "search"), (export, "deploy"), (predict, "lite")):
+    for result, extra in ((search, "search"), (export, "deploy"), (predict, "lite"), (demo, "demo")):
         assert result["code"] == 2, result
         assert result["err"].count("\n") == 1, result["err"]  # one line, no traceback
         assert f"pip install 'effnet[{extra}]'" in result["err"], result["err"]

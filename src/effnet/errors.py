@@ -37,12 +37,13 @@ class MissingExtraError(EffnetError):
         super().__init__(f"{what} needs {module}, which comes with the {extra!r} extra: pip install 'effnet[{extra}]'")
 
 
-def missing_extra(exc: BaseException, what: str = "this") -> MissingExtraError | None:
+def missing_extra(exc: BaseException, what: str = "this", extra: str | None = None) -> MissingExtraError | None:
     """The :class:`MissingExtraError` for an error caused by a module one of the extras installs, else None.
 
-    The error itself or one it was raised from (``raise ... from``, or raised while handling it:
-    ``torch.onnx`` turns a missing ``onnx`` into its own error) must be an ``ImportError`` naming
-    the module.
+    The error itself or one it was raised from (``raise ... from``, or raised while handling it and
+    not ``from None``: ``torch.onnx`` turns a missing ``onnx`` into its own error) must be an
+    ``ImportError`` naming the module. ``extra`` names the extra to suggest instead of the module's
+    own (``effnet demo`` asks for ``demo``, which brings every module it runs).
     """
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -52,6 +53,6 @@ def missing_extra(exc: BaseException, what: str = "this") -> MissingExtraError |
         if isinstance(exc, ImportError):
             name = (getattr(exc, "name", None) or "").split(".")[0]
             if name in EXTRA_OF_MODULE:
-                return MissingExtraError(name, EXTRA_OF_MODULE[name], what)
-        exc = exc.__cause__ or exc.__context__
+                return MissingExtraError(name, extra or EXTRA_OF_MODULE[name], what)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return None

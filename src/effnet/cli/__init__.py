@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from ..errors import missing_extra
 
-        missing = missing_extra(exc, f"effnet {args.command}")
+        missing = missing_extra(exc, f"effnet {args.command}", "demo" if args.command == "demo" else None)
         if missing is not None:
             exc = missing
         elif isinstance(exc, ImportError):

@@ -12,7 +12,8 @@ def register(subparsers) -> None:
                                           "Images are prepared with the preprocessing stored with the model.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--model", required=True, help="model name, description .json, or effnet checkpoint")
-    p.add_argument("--pretrained", action="store_true", help="load effnet's offline ImageNet weights for a model name")
+    p.add_argument("--pretrained", action="store_true", help="load the model name's ImageNet weights (Lite0..Lite2 offline; B0..B7 "
+                                                                 "downloaded once from torchvision's release and cached)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
