@@ -29,7 +29,7 @@ def elpv_root() -> Path:
     """The folder holding ``labels.csv`` and ``images/`` of the installed ``elpv-dataset``."""
     spec = importlib.util.find_spec("elpv_dataset")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("the 'elpv' data set needs the package elpv-dataset (pip install elpv-dataset)")
+        raise ValueError("the 'elpv' data set comes with the 'data' extra: pip install 'effnet[data]' (or the package elpv-dataset)")
     root = Path(next(iter(spec.submodule_search_locations))) / "data"
     if not (root / "labels.csv").is_file():
         raise ValueError(f"elpv-dataset is installed but {root / 'labels.csv'} is missing")
