@@ -421,7 +421,7 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     """Train on ``splits`` without writing files; returns validation metrics, time and cost.
 
     The recipe is ``TrainConfig.for_model``'s, with the warm-up shortened to at most a fifth of the
-    run; ``overrides`` set any other config key. The returned dict has ``val_acc`` (final weights),
+    run and the machine's fastest settings (``effnet.train.fastpath``); ``overrides`` set any other config key. The returned dict has ``val_acc`` (final weights),
     ``val_acc_ema``, ``val_loss``, ``train_loss``, ``train_time_s``, ``steps``, ``images_per_s``,
     ``params`` and ``macs`` of the trained model (the description with the data set's classes;
     multiply-adds at ``img_size``, from ``effnet.arch.cost``).
@@ -436,8 +436,11 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     model = desc_or_model if isinstance(desc_or_model, nn.Module) else None
     desc = model.desc if model is not None else resolve_description(desc_or_model)
     base = TrainConfig.for_model(desc)
-    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "img_size": img_size,
-                "max_steps": max_steps, "warmup_epochs": min(base.warmup_epochs, epochs / 5)}
+    from .fastpath import choose_training_settings  # the machine's fastest settings; overrides win
+
+    settings = choose_training_settings(img_size, "cuda" if torch.cuda.is_available() else "cpu").config_overrides()
+    settings.update({"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "img_size": img_size,
+                     "max_steps": max_steps, "warmup_epochs": min(base.warmup_epochs, epochs / 5)})
     settings.update(overrides)
     cfg = replace(base, **settings)
     if model is None:
