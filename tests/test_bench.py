@@ -123,3 +123,22 @@ def test_interleaved_timing_defaults_to_short_visits_of_at_most_five_calls():
     runs = "".join(calls).replace("ab", "a|b").replace("ba", "b|a").split("|")
     assert all(len(r) - 1 <= 5 for r in runs), runs  # one untimed call per visit
     assert calls.count("a") == 12 + len([r for r in runs if r[0] == "a"])
+
+
+def test_table_names_our_fastest_path_per_setting():
+    rows = [BenchResult("m", "effnet", "eager", 1, 32, throughput=30.0),
+            BenchResult("m", "effnet", "int8", 1, 32, throughput=45.0),
+            BenchResult("m", "effnet", "bf16", 1, 32, note="skipped: no bf16"),
+            BenchResult("m", "torchvision", "onnxruntime", 1, 32, throughput=30.0)]
+    _add_ratios(rows)
+    assert "fastest: m batch 1 32px: int8 (45.0 img/s, 1.50x the best peer)" in bench_table(rows, repeats=5)
+
+
+def test_bf16_path_is_skipped_on_a_cpu_without_native_bf16(monkeypatch, tiny_json):
+    import effnet.train.fastpath as fastpath
+
+    monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset({"avx2"}))
+    rows = run_bench([str(tiny_json)], batch_sizes=[1], img_size=32, paths=["bf16", "eager"], peers=[],
+                     repeats=1, warmup=0)
+    assert not rows[0].ok and "no AVX512-BF16 or AMX" in rows[0].note
+    assert rows[1].ok

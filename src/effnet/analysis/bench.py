@@ -34,6 +34,7 @@ PEER_PATHS = ("eager", "onnxruntime")
 PATH_LABELS = {
     "eager": "PyTorch eager",
     "channels_last": "PyTorch eager, BN folded, channels_last",
+    "bf16": "PyTorch eager, BN folded, channels_last, bf16 autocast (CPUs with AVX512-BF16 or AMX only)",
     "compile": "torch.compile (inductor), BN folded",
     "onnxruntime": "ONNX Runtime fp32, graph optimisation ALL",
     "int8": "ONNX Runtime INT8 (static QDQ, per-channel; min/max calibrated on random inputs: speed only)",
@@ -130,6 +131,18 @@ def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[
     if path == "channels_last":
         fast = model.optimize_for_inference(channels_last=True)
         return _torch_runner(fast, x.contiguous(memory_format=torch.channels_last))
+    if path == "bf16":
+        from ..train.fastpath import cpu_flags, native_bf16
+
+        if not native_bf16(cpu_flags()):
+            raise RuntimeError("this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32")
+        fast = model.optimize_for_inference(channels_last=True)
+        xc = x.contiguous(memory_format=torch.channels_last)
+
+        def run_bf16():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return fast(xc)
+        return run_bf16
     if path == "compile":
         compiled = torch.compile(fold_batchnorm(model))
         run = _torch_runner(compiled, x)
@@ -284,6 +297,17 @@ def _run(models, batch_sizes, img_size, paths, peers, repeats, warmup, say) -> l
     return results
 
 
+def fastest_paths(results: Sequence[BenchResult]) -> list[BenchResult]:
+    """Our fastest measured path for each model, batch size and image size, in first-seen order."""
+    best: dict[tuple[str, int, int], BenchResult] = {}
+    for r in results:
+        if r.impl == "effnet" and r.ok:
+            key = (r.model, r.batch_size, r.img_size)
+            if key not in best or r.throughput > best[key].throughput:
+                best[key] = r
+    return list(best.values())
+
+
 def _add_ratios(results: list[BenchResult]) -> None:
     best: dict[tuple[str, int, int], float] = {}
     for r in results:
@@ -349,6 +373,9 @@ def bench_table(results: Sequence[BenchResult], repeats: int | None = None) -> s
     lines.append(how + "img/s = images / total timed wall time; p50/p95 = per-batch latency; "
                  "peak MiB = resident memory above the start of the row; ratio = img/s / best peer img/s.")
     lines += [f"note: {n}" for n in notes]
+    for r in fastest_paths(results):
+        ratio = f", {r.vs_best_peer:.2f}x the best peer" if r.vs_best_peer else ""
+        lines.append(f"fastest: {r.model} batch {r.batch_size} {r.img_size}px: {r.path} ({r.throughput:.1f} img/s{ratio})")
     return "\n".join(lines)
 
 

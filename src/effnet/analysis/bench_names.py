@@ -2,6 +2,6 @@
 lists them without importing torch (``effnet.analysis.bench`` re-exports them)."""
 
 #: Our paths, in the order they run.
-PATHS = ("eager", "channels_last", "compile", "onnxruntime", "int8")
+PATHS = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "int8")
 #: Peer implementations; each runs these of the paths.
 PEERS = ("torchvision", "timm")

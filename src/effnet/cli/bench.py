@@ -21,9 +21,9 @@ def register(subparsers) -> None:
     from ..analysis.bench_names import PATHS, PEERS  # torch-free: building the parser stays cheap
 
     p = subparsers.add_parser("bench", help="inference throughput, latency and memory vs torchvision/timm",
-                              description="Time our eager model and optimised paths (channels_last, torch.compile, "
+                              description="Time our eager model and optimised paths (channels_last, bf16 where the CPU has it, torch.compile, "
                                           "ONNX Runtime fp32, INT8) and the same network in torchvision and timm, "
-                                          "in one run. Random weights and inputs: speed only.")
+                                          "in one run, and name our fastest path per setting. Random weights and inputs: speed only.")
     p.add_argument("--models", nargs="+", default=["efficientnet_b0"], metavar="MODEL",
                    help="model names, description .json files or checkpoints (default efficientnet_b0)")
     p.add_argument("--batch-sizes", type=_ints, default=[1, 32], help="comma-separated (default 1,32)")

@@ -32,8 +32,25 @@ class _Residual(nn.Module):
         self.has_residual = spec.has_residual
         self.drop_path = DropPath(drop_path_rate) if spec.has_residual and drop_path_rate > 0 else nn.Identity()
 
-    def residual(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        return self.drop_path(out) + x if self.has_residual else out
+    def residual(self, x: torch.Tensor, out: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """``out`` (after stochastic depth) plus ``x`` where the block has an identity shortcut.
+
+        ``inplace`` adds into ``out``, as torchvision does, saving one feature map per block; only
+        for an ``out`` that no backward pass reads (a BatchNorm's or convolution's output, not an
+        in-place activation's)."""
+        if not self.has_residual:
+            return out
+        out = self.drop_path(out)
+        if inplace:
+            out += x
+            return out
+        return out + x
+        # in place, as torchvision does: ``out`` is a fresh tensor (a projection's BatchNorm or
+        # convolution output, or stochastic depth's product) that no backward pass reads, so the
+        # sum needs no new feature map
+        out = self.drop_path(out)
+        out += x
+        return out
 
 
 class MBConv(_Residual):
@@ -49,7 +66,7 @@ class MBConv(_Residual):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.se(self.dw(self.expand(x)))
-        return self.residual(x, self.project(out))
+        return self.residual(x, self.project(out), inplace=True)  # project: BatchNorm, no activation
 
 
 class DSConv(_Residual):

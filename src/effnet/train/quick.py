@@ -9,6 +9,7 @@ from torch import nn
 
 from ..arch import Network, cost
 from .config import TrainConfig
+from .fastpath import choose_training_settings
 from .recipe import decide, steps_per_epoch
 from .runtime import resolve_device, runtime
 from .trainer import Trainer
@@ -23,7 +24,8 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     The recipe is ``TrainConfig.for_model``'s with the keys it leaves open decided for this run
     (``effnet.train.recipe.decide``: a short run gets AdamW, cosine, a short warm-up, BatchNorm
     momentum and EMA tied to its steps, a zero-initialised classifier); ``overrides`` set any config
-    key, and a key set there is kept. The result's ``recipe`` records the decisions. The returned dict has ``val_acc`` (final weights),
+    key, and a key set there is kept. Layout and precision start from the machine's fastest
+    (``effnet.train.fastpath``). The result's ``recipe`` records the decisions. The returned dict has ``val_acc`` (final weights),
     ``val_acc_ema``, ``val_loss``, ``train_loss``, ``train_time_s``, ``steps``, ``images_per_s``,
     ``params`` and ``macs`` of the trained model (the description with the data set's classes;
     multiply-adds at ``img_size``, from ``effnet.arch.cost``).
@@ -38,8 +40,12 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     model = desc_or_model if isinstance(desc_or_model, nn.Module) else None
     desc = model.desc if model is not None else resolve_description(desc_or_model)
     base = TrainConfig.for_model(desc)
-    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "img_size": img_size,
-                "max_steps": max_steps}
+    # the machine's fastest layout and precision (effnet.train.fastpath); the thread count stays the
+    # caller's (a test runner or a study may run one process per core); explicit overrides win
+    fast = choose_training_settings(img_size, "cuda" if torch.cuda.is_available() else "cpu")
+    settings = {"channels_last": fast.channels_last, "amp": fast.amp}
+    settings.update({"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "img_size": img_size,
+                     "max_steps": max_steps})
     settings.update(overrides)
     cfg = replace(base, **settings)
     recipe = decide(cfg, steps_per_epoch=steps_per_epoch(len(splits.train), cfg.batch_size),
