@@ -5,18 +5,9 @@ import pytest
 import torch
 
 import effnet
+from photo_helpers import sample_photo_predictions
 
 LITE = {"efficientnet_lite1": 240, "efficientnet_lite2": 260}
-
-
-def _prepare(image, prep) -> torch.Tensor:
-    """TF's evaluation transform as the stored preprocessing describes it (test-only)."""
-    from PIL import Image
-    from torchvision import transforms as T
-
-    tf = T.Compose([T.Resize(round(prep.resolution / prep.crop_fraction), interpolation=T.InterpolationMode.BICUBIC),
-                    T.CenterCrop(prep.resolution), T.ToTensor(), T.Normalize(prep.mean, prep.std)])
-    return tf(Image.fromarray(image).convert("RGB"))
 
 
 @pytest.mark.parametrize("name", sorted(LITE))
@@ -40,19 +31,8 @@ def test_lite_weights_match_the_packages_own_model(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LITE))
 def test_lite_weights_recognise_sample_photos(name):
-    skimage_data = pytest.importorskip("skimage.data")
-    model = effnet.create_model(name, pretrained=True).eval()
-    prep = model.preprocessing
-    photos = {
-        "chelsea": ({"tabby", "tiger cat", "Egyptian cat"}, skimage_data.chelsea()),
-        "coffee": ({"espresso"}, skimage_data.coffee()),
-        "rocket": ({"missile", "projectile", "space shuttle"}, skimage_data.rocket()),
-    }
-    batch = torch.stack([_prepare(img, prep) for _, img in photos.values()])
-    with torch.no_grad():
-        top3 = model(batch).topk(3, dim=1).indices
-    for (photo, (right, _)), idx in zip(photos.items(), top3):
-        names = [prep.class_names[i] for i in idx]
+    predictions = sample_photo_predictions(effnet.create_model(name, pretrained=True), k=3)
+    for photo, (right, names) in predictions.items():
         assert right & set(names), f"{photo}: top-3 {names}"
         if photo != "rocket":  # Lite2 ranks "drilling platform" first, then missile and projectile
             assert names[0] in right, f"{photo}: top-1 {names[0]}"

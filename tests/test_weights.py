@@ -19,6 +19,7 @@ from effnet.weights import (
     save_model,
 )
 from effnet.weights.meta import Preprocessing
+from photo_helpers import sample_photo_predictions
 
 torch.set_num_threads(1)
 
@@ -137,37 +138,14 @@ def test_features_only_model_saves_and_reloads_headless(tmp_path):
 
 
 # ----- offline ImageNet weights ----------------------------------------------------------------
-def _prepare(image, prep: Preprocessing) -> torch.Tensor:
-    """Resize the short side to resolution / crop_fraction, centre-crop, normalise (test-only)."""
-    from PIL import Image
-    from torchvision import transforms as T
-
-    resize = round(prep.resolution / prep.crop_fraction)
-    mode = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR,
-            "nearest": T.InterpolationMode.NEAREST}[prep.interpolation]
-    tf = T.Compose([T.Resize(resize, interpolation=mode), T.CenterCrop(prep.resolution), T.ToTensor(),
-                    T.Normalize(prep.mean, prep.std)])
-    return tf(Image.fromarray(image).convert("RGB"))
-
-
 @pytest.mark.slow
 def test_lite0_offline_weights_recognise_sample_photos():
-    skimage_data = pytest.importorskip("skimage.data")
     model = effnet.create_model("efficientnet_lite0", pretrained=True).eval()
     prep = model.preprocessing
     assert prep.resolution == 224 and prep.mean == (0.5, 0.5, 0.5) and prep.std == (0.5, 0.5, 0.5)
     assert len(prep.class_names) == 1000 and prep.class_names[281] == "tabby"
     assert model.padding == "same" and model.stem.bn.eps == 1e-3
-    photos = {
-        "chelsea": ({"tabby", "tiger cat", "Egyptian cat"}, skimage_data.chelsea()),
-        "coffee": ({"espresso"}, skimage_data.coffee()),
-        "rocket": ({"missile", "projectile", "space shuttle"}, skimage_data.rocket()),
-    }
-    batch = torch.stack([_prepare(img, prep) for _, img in photos.values()])
-    with torch.no_grad():
-        top5 = model(batch).topk(5, dim=1).indices
-    for (name, (right, _)), idx in zip(photos.items(), top5):
-        names = [prep.class_names[i] for i in idx]
+    for name, (right, names) in sample_photo_predictions(model, k=5).items():
         assert right & set(names), f"{name}: top-5 {names}"
         assert names[0] in right, f"{name}: top-1 {names[0]}"
 
