@@ -13,9 +13,7 @@ import json
 import statistics
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..arch import Network, cost
 from ..errors import EffnetError
@@ -24,6 +22,9 @@ from .engine import PlannedStudy, TrialSpec
 from .recipes import DEFAULT_RECIPE, check_recipe
 from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
 from .storage import normalise_url, open_storage
+
+if TYPE_CHECKING:  # numpy loads on first use, so that `effnet search scale --list` starts without it
+    import numpy as np
 
 CONTROL_RATIO = 4.0
 
@@ -132,12 +133,16 @@ def candidate_specs(candidates: Sequence[Candidate], seeds: int) -> list[TrialSp
 
 def pack(values: Sequence[int]) -> str:
     """Class indices as base64 of unsigned bytes (or 16-bit words above 255 classes)."""
+    import numpy as np
+
     arr = np.asarray(values, dtype=np.int64)
     dtype = np.uint8 if arr.size == 0 or arr.max() < 256 else np.uint16
     return ("u16:" if dtype == np.uint16 else "") + base64.b64encode(arr.astype(dtype).tobytes()).decode("ascii")
 
 
 def unpack(text: str) -> np.ndarray:
+    import numpy as np
+
     if text.startswith("u16:"):
         return np.frombuffer(base64.b64decode(text[4:]), dtype=np.uint16).astype(np.int64)
     return np.frombuffer(base64.b64decode(text), dtype=np.uint8).astype(np.int64)
@@ -238,6 +243,8 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
     not the baseline or the control, in one group labelled ""). A winner of a group is named only
     when it alone is left in its indistinguishable set and the positive control is separated.
     """
+    import numpy as np
+
     from . import stats
 
     results = study.results()
