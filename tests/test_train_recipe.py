@@ -79,3 +79,15 @@ def test_input_statistics_tell_grey_images_from_colour_ones():
     assert input_statistics(grey, mean, std).grey and input_statistics(grey, mean, std).shifted
     stats = input_statistics(colour, mean, std)
     assert not stats.grey and stats.n == 10 and len(stats.mean) == 3
+
+
+def test_the_memory_layout_is_the_machines_fastest_unless_set():
+    from effnet.train.fastpath import choose_training_settings
+
+    cfg = TrainConfig.for_model("efficientnet_b0", epochs=3, batch_size=32, img_size=64)
+    decided = decide(cfg, steps_per_epoch=57, num_classes=4)
+    assert decided.cfg.channels_last is choose_training_settings(64, "cpu").channels_last
+    assert "fastpath" in decided.decisions["channels_last"][1]
+    kept = decide(TrainConfig.for_model("efficientnet_b0", epochs=3, channels_last=False), steps_per_epoch=57,
+                  num_classes=4)
+    assert kept.cfg.channels_last is False and "channels_last" not in kept.decisions

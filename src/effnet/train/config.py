@@ -87,7 +87,7 @@ class TrainConfig:
     # --- performance --------------------------------------------------------------------
     device: str = "auto"
     amp: str = "none"  # "bf16", "fp16" (CUDA), "auto" (bf16 where supported, else fp16 on CUDA)
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: the machine's fastest layout (effnet.train.fastpath)
     grad_checkpointing: bool = False  # recompute each stage in backward
     sync_bn: bool = False  # distributed: BatchNorm statistics over the global batch
     workers: int = 0

@@ -250,6 +250,13 @@ def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size
         else:
             decisions[key] = (given, "set")
     decisions = {"regime": (regime, regime_why), **decisions}
+    if cfg.channels_last is None:  # speed only: the layout does not change what the network computes
+        from .fastpath import choose_training_settings
+
+        fast = choose_training_settings(size, "cuda" if cfg.device == "cuda" else "cpu")
+        updates["channels_last"] = fast.channels_last
+        decisions["channels_last"] = (fast.channels_last, next(r for r in fast.reasons if r.startswith("channels_last"))
+                                      + " (effnet.train.fastpath)")
     return Recipe(cfg=replace(cfg, **updates), regime=regime, total_steps=steps, decisions=decisions)
 
 
