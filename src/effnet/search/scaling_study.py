@@ -15,6 +15,7 @@ the positive control is the base against compound scaling at 4x (added when the 
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ def _build(base: Network, method: str, x: float, img_size: int, coeffs: tuple[fl
     raise EffnetError(f"unknown scaling method {method!r}; choose from {', '.join(METHODS)}")
 
 
+@functools.lru_cache(maxsize=8192)
+def _macs(desc: Network, px: int) -> int:
+    """Multiply-adds of ``desc`` at ``px``; the bisection below visits the same rounded network many
+    times (the name, which carries the multiplier, is set to the base's for the key)."""
+    return cost(desc, px).macs
+
+
 def match_flops(
     base: Network,
     method: str,
@@ -84,7 +92,7 @@ def match_flops(
 
     def f(x: float) -> tuple[float, Network, int]:
         desc, px = _build(base, method, x, img_size, coefficients)
-        return cost(desc, px).macs / base_macs, desc, px
+        return _macs(desc.replace(name=base.name), px) / base_macs, desc, px
 
     lo = 0.0 if method == "compound" else 1.0
     hi = 2.0 if method == "compound" else 2.0
