@@ -40,12 +40,12 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     model = desc_or_model if isinstance(desc_or_model, nn.Module) else None
     desc = model.desc if model is not None else resolve_description(desc_or_model)
     base = TrainConfig.for_model(desc)
-    # the machine's fastest layout and precision (effnet.train.fastpath); the thread count stays the
-    # caller's (a test runner or a study may run one process per core); explicit overrides win
+    # the machine's fastest precision (effnet.train.fastpath; ``decide`` picks the layout the same way);
+    # the thread count stays the caller's (a test runner or a study may run one process per core);
+    # explicit overrides win
     fast = choose_training_settings(img_size, "cuda" if torch.cuda.is_available() else "cpu")
-    settings = {"channels_last": fast.channels_last, "amp": fast.amp}
-    settings.update({"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "img_size": img_size,
-                     "max_steps": max_steps})
+    settings = {"amp": fast.amp, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+                "img_size": img_size, "max_steps": max_steps}
     settings.update(overrides)
     cfg = replace(base, **settings)
     recipe = decide(cfg, steps_per_epoch=steps_per_epoch(len(splits.train), cfg.batch_size),
