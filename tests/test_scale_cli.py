@@ -76,3 +76,17 @@ def test_bad_input_is_one_line(tmp_path, args, needle):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("effnet scale: error:") and needle in lines[0], err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_negative_phi_writes_a_scaled_down_base_cheaper_than_the_original(tmp_path):
+    code, out, err = _run("scale", "--base", "efficientnet_b0", "--phi=-2,0", "--img-size", "64", "--out", str(tmp_path))
+    assert code == 0, err
+    small, base = Network.load(tmp_path / "phi-2.json"), Network.load(tmp_path / "phi0.json")
+    assert small.resolution == round(64 * 1.15**-2)
+    assert small.num_blocks < base.num_blocks
+    assert cost(small).macs < cost(base).macs
+
+
+def test_phi_below_the_floor_is_refused_in_one_line():
+    code, out, err = _run("scale", "--base", "efficientnet_b0", "--phi=-9")
+    assert code != 0 and "phi must be between -8" in err and "Traceback" not in err

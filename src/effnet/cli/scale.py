@@ -15,7 +15,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--base", default="efficientnet_b0", help="registered network name or description JSON")
     add_coefficient_arguments(p)
-    p.add_argument("--phi", default="0,1,2,3", help="comma-separated phi values (default 0,1,2,3)")
+    p.add_argument("--phi", default="0,1,2,3", help="comma-separated phi values (default 0,1,2,3); negative values scale the base down "
+                   "(write them as --phi=-2,-1)")
     p.add_argument("--img-size", type=int, default=None, metavar="PX",
                    help="base resolution to scale (default: the base description's)")
     p.add_argument("--out", default=None, metavar="DIR", help="write DIR/phi<phi>.json (default: print only)")
@@ -30,8 +31,8 @@ def parse_phis(text: str) -> list[float]:
             value = float(part)
         except ValueError:
             raise ValueError(f"--phi must be comma-separated numbers such as 0,1,2,3, got {text!r}") from None
-        if not (value >= 0) or value > 16:
-            raise ValueError(f"phi must be between 0 and 16, got {part}")
+        if not (value >= -8) or value > 16:
+            raise ValueError(f"phi must be between -8 (a scaled-down base) and 16, got {part}")
         if value not in out:
             out.append(value)
     return out
