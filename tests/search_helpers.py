@@ -26,3 +26,11 @@ class PredictingQuickTrain:
             out[f"{name}_pred"], out[f"{name}_target"] = pred, targets
             out[f"{name}_acc"] = sum(a == b for a, b in zip(pred, targets)) / len(targets)
         return out
+
+
+def record_optuna_verbosity(path) -> None:
+    """A worker target: writes the Optuna logging level this process runs with."""
+    import optuna
+
+    with open(path, "a") as f:
+        f.write(f"{optuna.logging.get_verbosity()}\n")

@@ -362,3 +362,19 @@ def test_racing_gives_survivors_more_seeds_and_reports_training_received(tmp_pat
     for key in first["kept"]:
         assert got[key] == 5  # 1 epoch x 1 seed, then 2 epochs x 2 seeds
     assert {got[k] for k in got if k not in first["kept"] and k not in ("base", "control-4x")} == {1}
+
+
+def test_extra_worker_processes_log_at_the_commands_optuna_level(tmp_path):
+    import optuna
+
+    from effnet.search.runner import run_local_workers
+    from search_helpers import record_optuna_verbosity
+
+    path = tmp_path / "levels.txt"
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        run_local_workers(record_optuna_verbosity, (str(path),), 2, local=lambda: record_optuna_verbosity(path) or 0)
+    finally:
+        optuna.logging.set_verbosity(before)
+    assert path.read_text().split() == [str(optuna.logging.WARNING)] * 2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,13 +78,17 @@ class StudyOptions:
 
 
 
-def _child(target: Callable[..., Any], args: tuple, threads: int) -> None:
+def _child(target: Callable[..., Any], args: tuple, threads: int, optuna_verbosity: int | None = None) -> None:
     try:
         import torch
 
         torch.set_num_threads(threads)
     except ImportError:  # a trainer that does not use torch needs no thread setting
         pass
+    if optuna_verbosity is not None:  # a spawned process starts with Optuna's default (INFO) logging
+        import optuna
+
+        optuna.logging.set_verbosity(optuna_verbosity)
     try:
         target(*args)
     except KeyboardInterrupt:
@@ -101,7 +106,9 @@ def run_local_workers(target: Callable[..., int], args: tuple, workers: int, *, 
         return local()
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=_child, args=(target, args, threads), daemon=False) for _ in range(workers - 1)]
+    verbosity = sys.modules["optuna"].logging.get_verbosity() if "optuna" in sys.modules else None
+    children = [ctx.Process(target=_child, args=(target, args, threads, verbosity), daemon=False)
+                for _ in range(workers - 1)]
     for c in children:
         c.start()
     try:
