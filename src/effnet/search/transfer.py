@@ -44,15 +44,15 @@ def label(model: str) -> str:
     return short[:1].upper() + short[1:]
 
 
-def offline_normalisation(model: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean and std the published weights of ``model`` expect; an error when none load offline."""
+def offline_numerics(model: str) -> tuple[tuple[float, ...], tuple[float, ...], str | None]:
+    """Mean, std and padding convention of the published weights of ``model``; an error when none load offline."""
     from ..weights.pretrained import OFFLINE_WEIGHTS
 
     if model not in OFFLINE_WEIGHTS:
         raise EffnetError(f"{model} has no ImageNet weights available offline, which the imagenet initialisation "
                           f"needs; offline weights: {', '.join(OFFLINE_WEIGHTS)}")
-    prep = OFFLINE_WEIGHTS[model]()[1]
-    return tuple(prep.mean), tuple(prep.std)
+    _, prep, numerics = OFFLINE_WEIGHTS[model]()
+    return tuple(prep.mean), tuple(prep.std), numerics.padding
 
 
 @dataclass
@@ -60,11 +60,13 @@ class TransferTrainer(QuickTrainer):
     """``quick_train`` with the recipe it decides; ``pretrained=True`` fine-tunes the published weights.
 
     Every candidate reads the data with the pretrained weights' normalisation (``mean``, ``std``),
-    so all of them see the same pixels.
+    so all of them see the same pixels, and a network from scratch takes the weights' ``padding``
+    convention, so both initialisations train the same network.
     """
 
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    padding: str | None = None
 
     def preprocessing(self, img_size: int):
         from ..weights.meta import Preprocessing
@@ -84,7 +86,7 @@ class TransferTrainer(QuickTrainer):
         out = quick_train(desc.replace(num_classes=splits.num_classes), splits, img_size=img_size,
                           epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False,
                           max_steps=self.max_steps, predictions=True, input_stats=stats,
-                          **({"pretrained": "true"} if pretrained else {}))
+                          **({"pretrained": "true"} if pretrained else {"padding": self.padding}))
         return {**trial_result(out), "recipe": out["recipe"]}
 
 
@@ -106,14 +108,14 @@ class TransferStudyConfig(StudyConfig):
         self.check_budget()
         if len(set(self.models)) != len(self.models):
             raise EffnetError("models must be distinct")
-        norms = {offline_normalisation(get_network(m).name) for m in self.models}
-        if len(norms) > 1:
-            raise EffnetError("the models' pretrained weights expect different input normalisations; "
-                              "compare models that share one")
+        numerics = {offline_numerics(get_network(m).name) for m in self.models}
+        if len(numerics) > 1:
+            raise EffnetError("the models' pretrained weights expect different input normalisations or padding; "
+                              "compare models that share them")
 
     def trainer_type(self):
-        mean, std = offline_normalisation(self.models[0])
-        return partial(TransferTrainer, mean=mean, std=std)
+        mean, std, padding = offline_numerics(self.models[0])
+        return partial(TransferTrainer, mean=mean, std=std, padding=padding)
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
