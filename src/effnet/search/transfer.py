@@ -17,7 +17,6 @@ number is on test images; validation accuracy is kept in the JSON only.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
