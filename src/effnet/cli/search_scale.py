@@ -11,10 +11,14 @@ CONSTRAINT_HELP = ("candidates are alpha, beta, gamma >= 1 on the grid with |alp
                    "TOLERANCE * 2 (relative), so each costs about 2^phi times the base in FLOPs (multiply-adds)")
 
 
-def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str) -> None:
+def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str, data_default: str | None = None,
+                        img_size_default: int = 64) -> None:
     """Options every training study shares: data, budget, storage, workers."""
-    p.add_argument("--data", required=True, help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a CSV list")
-    p.add_argument("--img-size", type=int, default=64, metavar="PX", help="base training resolution (default 64)")
+    p.add_argument("--data", required=data_default is None, default=data_default,
+                   help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a CSV list"
+                        + (f" (default {data_default})" if data_default else ""))
+    p.add_argument("--img-size", type=int, default=img_size_default, metavar="PX",
+                   help=f"base training resolution (default {img_size_default})")
     p.add_argument("--budget-epochs", type=int, default=2, metavar="N", help="training epochs per trial (default 2)")
     p.add_argument("--seeds", type=int, default=1, metavar="K",
                    help="paired training seeds per candidate (seed k: same initialisation and data order for every "

@@ -1,4 +1,4 @@
-"""``effnet study scaling``: single-dimension vs compound scaling at matched FLOPs (Figures 3 and 8)."""
+"""``effnet study scaling``, ``proxy`` and ``transfer``: the paper's Figures 3 and 8, proxy fidelity, Table 5 in small."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,9 @@ from pathlib import Path
 from .scale import add_coefficient_arguments
 from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, interrupt_on_sigterm, load_base,
                            print_verdict, study_options)
+
+
+TRANSFER_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def register(subparsers) -> None:
@@ -44,6 +47,18 @@ def register(subparsers) -> None:
     add_coefficient_arguments(x)
     add_study_arguments(x, out_default="runs/proxy-study")
     x.set_defaults(func=run_proxy)
+    t = sub.add_parser(
+        "transfer", help="ImageNet initialisation vs training from scratch, against parameters and FLOPs",
+        description="Fine-tune each model from its ImageNet weights (new classifier) and train the same network from "
+                    "scratch, with the same paired seeds, each with the recipe the run decides (fine-tune or short "
+                    "regime); report test accuracy with 95% intervals, paired differences ImageNet minus scratch and "
+                    "bigger minus smaller, and one plot against multiply-adds and parameters. Three seeds by default. Trials are keyed by "
+                    "(model, init, seed) in a resumable Optuna study.",
+    )
+    t.add_argument("--models", default=",".join(TRANSFER_MODELS),
+                   help=f"registered networks with offline ImageNet weights (default {','.join(TRANSFER_MODELS)})")
+    add_study_arguments(t, out_default="runs/transfer-study", data_default="elpv", img_size_default=128)
+    t.set_defaults(func=run_transfer, seeds=3)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -128,6 +143,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['method']:>10} {r['target_ratio']:>7g} {r['macs'] / 1e6:>10.1f} {r['achieved_ratio']:>7.2f} {acc:>8} "
               f"{ci:>17} {same:>12}")
     for f in ("summary.md", "scaling.csv", "scaling.png", "scaling.json"):
+        print(f"  {out / f}")
+    if not summary["finished"]:
+        print("the study is not finished: rerun the same command to continue", file=sys.stderr)
+    return 0
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..search.storage import normalise_url, redact
+    from ..search.transfer import TransferStudyConfig, label, run_transfer_study
+
+    if args.recipe != "short":
+        raise ValueError("--recipe does not apply to the transfer study: each run's recipe is decided "
+                         "(fine-tune regime for ImageNet weights, short regime from scratch)")
+    budget = {k: v for k, v in budget_arguments(args).items() if k != "recipe"}
+    config = TransferStudyConfig(models=tuple(m.strip() for m in args.models.split(",") if m.strip()), **budget)
+    config.check()
+    opts = study_options(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = opts.study_name or "transfer-study"
+    total = len(config.candidates()) * config.seeds
+    print(f"transfer study: {', '.join(map(label, config.models))} x (imagenet, scratch) on {config.data}, {total} "
+          f"trials, {config.budget_label()}; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}",
+          flush=True)
+    printer = EventPrinter(total, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
+    with interrupt_on_sigterm():
+        summary = run_transfer_study(config, opts, on_event=printer)
+    print_verdict(summary, args.json)
+    print(f"{'model':>8} {'init':>9} {'params (M)':>10} {'FLOPs (M)':>10} {'test acc':>9} {'95% CI':>17}")
+    for r in summary["per_candidate"]:
+        acc = f"{r['test_mean']:.4f}" if summary["finished"] and r.get("test_mean") is not None else "-"
+        ci = f"{r['test_ci_low']:.4f}-{r['test_ci_high']:.4f}" if acc != "-" else "-"
+        print(f"{r['label']:>8} {r['init']:>9} {r['params'] / 1e6:>10.2f} {r['macs'] / 1e6:>10.1f} {acc:>9} {ci:>17}")
+    out = Path(opts.out_dir)
+    for f in ("transfer.md", "transfer.json", "transfer.png"):
         print(f"  {out / f}")
     if not summary["finished"]:
         print("the study is not finished: rerun the same command to continue", file=sys.stderr)

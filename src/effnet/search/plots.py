@@ -90,16 +90,33 @@ def accuracy_vs_flops(
     Each point is a mapping with ``macs``, ``acc`` and optionally ``ci_low``/``ci_high`` (a 95%
     interval, drawn as the error bar) or ``std``, and the ``label_key`` field written beside it.
     """
-    import numpy as np
-
     fig = _figure(6.8, 4.8)
     ax = fig.add_subplot(1, 1, 1)
+    _draw_series(ax, series, "macs", connect=connect, label_key=label_key)
+    if highlight is not None and highlight.get("acc") is not None:
+        ax.plot([highlight["macs"] / 1e6], [highlight["acc"]], marker="*", markersize=16, color="red",
+                linestyle="none", label="best", zorder=5)
+    ax.set_xlabel("FLOPs (millions of multiply-adds)")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
+    return _save(fig, path)
+
+
+def _draw_series(ax, series: Mapping[str, Sequence[Mapping]], x_key: str, *, connect: bool,
+                 label_key: str | None) -> None:
+    """Accuracy against ``x_key`` (in millions), one marker style per series, 95% intervals as error bars."""
+    import numpy as np
+
     markers = "osD^vP*X"
     for n, (name, pts) in enumerate(series.items()):
-        pts = sorted((p for p in pts if p.get("acc") is not None), key=lambda p: p["macs"])
+        pts = sorted((p for p in pts if p.get("acc") is not None), key=lambda p: p[x_key])
         if not pts:
             continue
-        xs = [p["macs"] / 1e6 for p in pts]
+        xs = [p[x_key] / 1e6 for p in pts]
         ys = [p["acc"] for p in pts]
         if all(p.get("ci_low") is not None for p in pts):  # 95% intervals, asymmetric
             errs = [[y - p["ci_low"] for p, y in zip(pts, ys)], [p["ci_high"] - y for p, y in zip(pts, ys)]]
@@ -110,14 +127,35 @@ def accuracy_vs_flops(
         if label_key:
             for p, x, y in zip(pts, xs, ys):
                 ax.annotate(str(p.get(label_key, "")), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    if highlight is not None and highlight.get("acc") is not None:
-        ax.plot([highlight["macs"] / 1e6], [highlight["acc"]], marker="*", markersize=16, color="red",
-                linestyle="none", label="best", zorder=5)
-    ax.set_xlabel("FLOPs (millions of multiply-adds)")
-    ax.set_ylabel("validation accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
+
+
+def accuracy_vs_cost(
+    series: Mapping[str, Sequence[Mapping]],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+    note: str = "",
+    reference: float | None = None,
+    reference_label: str = "",
+    label_key: str = "label",
+) -> Path:
+    """Two panels: accuracy against multiply-adds and against parameters, one line per series.
+
+    Points are mappings with ``macs``, ``params``, ``acc``, ``ci_low``/``ci_high`` (a 95% interval)
+    and ``label_key``; ``reference`` (e.g. the majority class's accuracy) is a dashed line on both.
+    """
+    fig = _figure(11.0, 4.6)
+    axes = [fig.add_subplot(1, 2, i) for i in (1, 2)]
+    for ax, key, xlabel in zip(axes, ("macs", "params"), ("FLOPs (millions of multiply-adds)", "parameters (millions)")):
+        _draw_series(ax, series, key, connect=True, label_key=label_key)
+        if reference is not None:
+            ax.axhline(reference, linestyle="--", color="grey", linewidth=1, label=reference_label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     if note:
         fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
     return _save(fig, path)

@@ -42,10 +42,11 @@ def with_classes(desc: Network, trainer: Any) -> Network:
     return desc if n is None or n == desc.num_classes else desc.replace(num_classes=n)
 
 
-def timed_training(trainer: Trainer, desc: Network, img_size: int, seed: int, reporter: Any) -> dict[str, Any]:
-    """Run ``trainer`` and add ``trial_time_s`` (wall time of the whole call)."""
+def timed_training(trainer: Trainer, desc: Network, img_size: int, seed: int, reporter: Any,
+                   **options: Any) -> dict[str, Any]:
+    """Run ``trainer`` (``options`` are passed on) and add ``trial_time_s`` (wall time of the whole call)."""
     start = time.perf_counter()
-    out = dict(trainer(desc, img_size, seed, reporter))
+    out = dict(trainer(desc, img_size, seed, reporter, **options))
     if "val_acc" not in out:
         raise EffnetError("the trainer returned no 'val_acc'")
     out["trial_time_s"] = time.perf_counter() - start

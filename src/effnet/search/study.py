@@ -74,12 +74,15 @@ class StudyConfig:
         return d
 
     def trainer(self):
-        from .training import QuickTrainer
-
-        return QuickTrainer(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
+        return self.trainer_type()(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
                             limit_per_class=self.limit_per_class, task=self.task, augment=self.augment,
                             max_steps=self.max_steps, per_epoch=getattr(self, "prune", False), recipe=self.recipe,
                             split_seeds=self.split_seeds)
+
+    def trainer_type(self) -> type:
+        from .training import QuickTrainer
+
+        return QuickTrainer
 
     def data_label(self) -> str:
         """The data source as measured: name, labelling and per-class cap."""
@@ -103,6 +106,7 @@ class Candidate:
     img_size: int
     role: str = "candidate"  # "candidate", "reference", "baseline", "control"
     facts: Mapping[str, Any] = field(default_factory=dict)
+    pretrained: bool = False  # start from the published ImageNet weights of ``desc.name``
 
 
 def control_pair(base: Network, img_size: int) -> tuple[Candidate, Candidate]:
@@ -123,9 +127,10 @@ def control_pair(base: Network, img_size: int) -> tuple[Candidate, Candidate]:
 def candidate_specs(candidates: Sequence[Candidate], seeds: int) -> list[TrialSpec]:
     specs = []
     for cand in candidates:
+        info = {"resolution": cand.img_size, "description": cand.desc.to_dict(),
+                **({"pretrained": True} if cand.pretrained else {})}
         for seed in range(seeds):
-            specs.append(TrialSpec(f"{cand.key}-s{seed}", {"candidate": cand.key, "seed": seed},
-                                   {"resolution": cand.img_size, "description": cand.desc.to_dict()}))
+            specs.append(TrialSpec(f"{cand.key}-s{seed}", {"candidate": cand.key, "seed": seed}, info))
     return specs
 
 
@@ -157,13 +162,16 @@ class Scorer:
     def __call__(self, spec: TrialSpec, reporter) -> dict[str, Any]:
         desc = with_classes(Network.from_dict(spec.info["description"]), self.trainer)
         px = int(spec.info["resolution"])
-        out = timed_training(self.trainer, desc, px, int(spec.params["seed"]), reporter)
+        extra = {"pretrained": True} if spec.info.get("pretrained") else {}
+        out = timed_training(self.trainer, desc, px, int(spec.params["seed"]), reporter, **extra)
         c = cost(desc, px)
         result = {"value": float(out["val_acc"]), "params": c.params, "macs": c.macs, "resolution": px,
                   "num_classes": desc.num_classes}
         for k, v in out.items():
             if k.endswith(("_pred", "_target")):
                 result[k] = pack(v)
+            elif k == "recipe":  # the training decisions, with their reasons
+                result[k] = v
             elif isinstance(v, (int, float, str, bool)) or v is None:
                 result[k] = v
         return result

@@ -59,8 +59,12 @@ class QuickTrainer:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[img_size, split_seed] = load_splits(
                 self.data, img_size=img_size, task=self.task, augment=self.augment, seed=split_seed,
-                limit_per_class=self.limit_per_class)
+                limit_per_class=self.limit_per_class, preprocessing=self.preprocessing(img_size))
         return self._cache[img_size, split_seed]
+
+    def preprocessing(self, img_size: int):
+        """The input normalisation of the data (``None``: the data loader's default)."""
+        return None
 
     def load(self, img_size: int) -> "QuickTrainer":
         """Read the data once (fails early on a bad source) and learn the number of classes."""
@@ -83,7 +87,12 @@ class QuickTrainer:
                           seed=seed, progress=False, max_steps=self.max_steps,
                           on_epoch=reporter.report if self.per_epoch else None, predictions=True,
                           **quick_train_options(self.recipe, self.lr))
-        keep = ("val_pred", "val_target", "test_pred", "test_target")
-        return {"val_acc": float(out["val_acc"]), "train_time_s": float(out["train_time_s"]), "steps": int(out["steps"]),
-                **({"test_acc": float(out["test_acc"])} if "test_acc" in out else {}),
-                **{k: out[k] for k in keep if k in out}}
+        return trial_result(out)
+
+
+def trial_result(out: dict[str, Any]) -> dict[str, Any]:
+    """What a study keeps of a ``quick_train`` result: accuracies, time, steps, per-image predictions."""
+    keep = ("val_pred", "val_target", "test_pred", "test_target")
+    return {"val_acc": float(out["val_acc"]), "train_time_s": float(out["train_time_s"]), "steps": int(out["steps"]),
+            **({"test_acc": float(out["test_acc"])} if "test_acc" in out else {}),
+            **{k: out[k] for k in keep if k in out}}

@@ -10,21 +10,25 @@ from torch import nn
 from ..arch import Network, cost
 from .config import TrainConfig
 from .fastpath import choose_training_settings
-from .recipe import decide, steps_per_epoch
+from .recipe import InputStats, decide, steps_per_epoch
 from .runtime import resolve_device, runtime
+from .setup import weights_of
 from .trainer import Trainer
 
 
 def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: int, epochs: int, batch_size: int = 32,
                 lr: float | None = None, seed: int = 0, progress: bool = False, max_steps: int | None = None,
                 on_epoch: Callable[[int, float], None] | None = None, predictions: bool = False,
-                **overrides: Any) -> dict[str, Any]:
+                input_stats: InputStats | None = None, **overrides: Any) -> dict[str, Any]:
     """Train on ``splits`` without writing files; returns validation metrics, time and cost.
 
     The recipe is ``TrainConfig.for_model``'s with the keys it leaves open decided for this run
     (``effnet.train.recipe.decide``: a short run gets AdamW, cosine, a short warm-up, BatchNorm
     momentum and EMA tied to its steps, a zero-initialised classifier); ``overrides`` set any config
-    key, and a key set there is kept. Layout and precision start from the machine's fastest
+    key, and a key set there is kept; ``pretrained="true"`` (or a checkpoint path) among them starts a
+    description from those weights with a new classifier and decides the fine-tuning regime, where
+    ``input_stats`` (:func:`effnet.train.recipe.input_statistics` of the data) lets the BatchNorm mode
+    follow the images as ``effnet finetune`` does. Layout and precision start from the machine's fastest
     (``effnet.train.fastpath``). The result's ``recipe`` records the decisions. The returned dict has ``val_acc`` (final weights),
     ``val_acc_ema``, ``val_loss``, ``train_loss``, ``train_time_s``, ``steps``, ``images_per_s``,
     ``params`` and ``macs`` of the trained model (the description with the data set's classes;
@@ -49,12 +53,13 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     settings.update(overrides)
     cfg = replace(base, **settings)
     recipe = decide(cfg, steps_per_epoch=steps_per_epoch(len(splits.train), cfg.batch_size),
-                    num_classes=splits.num_classes, img_size=img_size, fine_tune=False)
+                    num_classes=splits.num_classes, img_size=img_size, fine_tune=cfg.pretrained is not None,
+                    stats=input_stats)
     cfg = recipe.cfg
     if model is None:
         # built after the recipe so that its model settings (BatchNorm, dropout, ...) take effect
         torch.manual_seed(seed)
-        model = create_model(desc, num_classes=splits.num_classes, drop_rate=cfg.dropout,
+        model = create_model(desc, num_classes=splits.num_classes, pretrained=weights_of(cfg), drop_rate=cfg.dropout,
                              drop_path_rate=cfg.drop_path_rate, padding=cfg.padding, bn_eps=cfg.bn_eps,
                              bn_momentum=cfg.bn_momentum)
         if desc.num_classes != splits.num_classes or cfg.head_init == "zero":

@@ -19,12 +19,16 @@ def build_model(cfg: TrainConfig, num_classes: int | None = None) -> nn.Module:
     """
     from ..factory import create_model
 
-    pretrained: bool | str = True if cfg.pretrained == "true" else (cfg.pretrained or False)
-    model = create_model(cfg.model, num_classes=num_classes, in_chans=cfg.in_chans, pretrained=pretrained,
+    model = create_model(cfg.model, num_classes=num_classes, in_chans=cfg.in_chans, pretrained=weights_of(cfg),
                          drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path_rate, padding=cfg.padding,
                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum)
     freeze_stages(model, cfg.freeze_stages)
     return model
+
+
+def weights_of(cfg: TrainConfig) -> bool | str:
+    """``create_model``'s ``pretrained`` for the config: ``True`` (published weights), a path, or ``False``."""
+    return True if cfg.pretrained == "true" else (cfg.pretrained or False)
 
 
 def freeze_stages(model: nn.Module, n: int) -> None:
