@@ -12,21 +12,24 @@ from pathlib import Path
 #: scikit-image sample photos with an unambiguous ImageNet subject.
 SAMPLE_PHOTOS = ("chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
 
-#: Budgets per demo size: training epochs and images per class, and the grid search's budget.
+#: Budgets per demo size: the transfer comparison's resolution, epochs, seeds and images per class
+#: (None: all of ELPV), and the grid search's budget.
 SIZES = {
-    "full": dict(epochs=6, limit=None, search_epochs=8, search_limit=300, search_max=1.2, search_tolerance=0.05),
-    "quick": dict(epochs=1, limit=12, search_epochs=1, search_limit=6, search_max=1.3, search_tolerance=0.02),
+    "full": dict(px=112, epochs=2, seeds=2, limit=None, max_steps=None, workers=2,
+                 search_epochs=8, search_limit=300, search_max=1.2, search_tolerance=0.05),
+    "quick": dict(px=32, epochs=1, seeds=1, limit=12, max_steps=2, workers=1,
+                  search_epochs=1, search_limit=6, search_max=1.3, search_tolerance=0.02),
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job: model family, ImageNet photos, ELPV training, compound scaling",
+    p = sub.add_parser("demo", help="the main job: model family, ImageNet photos, ELPV transfer, compound scaling",
                        description=__doc__)
     p.add_argument("--out", default=None,
                    help="where runs, searches and descriptions go (default runs/demo-<date>-<time>, new each time)")
     p.add_argument("--quick", action="store_true", help="tiny budgets (a smoke run of every step)")
-    p.add_argument("--steps", default="family,photos,train,search",
-                   help="comma-separated steps to run (default: all: family,photos,train,search)")
+    p.add_argument("--steps", default="family,photos,transfer,search",
+                   help="comma-separated steps to run (default: all: family,photos,transfer,search)")
     p.set_defaults(func=run)
 
 
@@ -40,16 +43,17 @@ def sample_photos() -> list[str]:
 def plan(out: Path, quick: bool) -> dict[str, list[list[str]]]:
     """The commands of each step."""
     s = SIZES["quick" if quick else "full"]
-    run_dir = out / "b0-elpv"
     limit = ["--limit-per-class", str(s["limit"])] if s["limit"] else []
+    steps = ["--max-steps", str(s["max_steps"])] if s["max_steps"] else []
     return {
         "family": [["info", *[f"efficientnet_b{i}" for i in range(8)], "efficientnet_lite0"],
                    ["info", "--compare-formula"]],
         "photos": [["predict", *sample_photos(), "--model", "efficientnet_lite0", "--pretrained", "--top-k", "3"]],
-        # plain defaults: the recipe sizes itself to this short run and prints what it chose
-        "train": [["train", "--model", "efficientnet_b0", "--data", "elpv", "--img-size", "64",
-                   "--epochs", str(s["epochs"]), "--batch-size", "32", "--seed", "0", "--out", str(run_dir),
-                   *limit]],
+        # Lite0 fine-tuned from ImageNet against the same network trained from scratch, paired seeds,
+        # test top-1 with intervals: each run takes the recipe it decides for itself
+        "transfer": [["study", "transfer", "--models", "efficientnet_lite0", "--data", "elpv",
+                      "--img-size", str(s["px"]), "--budget-epochs", str(s["epochs"]), "--seeds", str(s["seeds"]),
+                      "--workers", str(s["workers"]), "--out", str(out / "transfer"), *limit, *steps]],
         "search": [["search", "scale", "--data", "elpv", "--task", "binary", "--base", "efficientnet_b0",
                     "--img-size", "32", "--budget-epochs", str(s["search_epochs"]), "--grid-step", "0.1",
                     "--tolerance", str(s["search_tolerance"]), "--max-coefficient", str(s["search_max"]), "--limit-per-class", str(s["search_limit"]),
