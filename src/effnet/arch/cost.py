@@ -7,6 +7,8 @@ parameters are counted as parameters (running statistics are buffers, not parame
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 from .types import Block, Network
@@ -46,6 +48,15 @@ class _Counter:
         # two 1x1 convolutions with bias on the pooled (1x1) map
         self.params += 2 * channels * squeeze + squeeze + channels
         self.macs += 2 * channels * squeeze
+
+
+@functools.lru_cache(maxsize=65536)
+def _block_cost(b: Block, hw_in: tuple[int, int]) -> tuple[int, int, tuple[int, int]]:
+    """(params, multiply-adds, output size) of one block; searches cost many networks that share
+    most of their blocks, so each distinct (block, input size) is counted once."""
+    c = _Counter()
+    hw = _block(c, b, hw_in)
+    return c.params, c.macs, hw
 
 
 def _block(c: _Counter, b: Block, hw_in: tuple[int, int]) -> tuple[int, int]:
@@ -96,7 +107,9 @@ def cost(desc: Network, resolution: int | tuple[int, int] | None = None, in_chan
     if desc.stem.pool:
         size = _down(size, 2)
     for b in desc.blocks():
-        size = _block(c, b, size)
+        params, macs, size = _block_cost(b, size)
+        c.params += params
+        c.macs += macs
     if desc.head_channels is not None:
         c.conv(desc.stages[-1].out_channels, desc.head_channels, 1, size)
     if desc.num_classes:

@@ -96,21 +96,13 @@ def scale(
         if res < 1:
             raise ValueError(f"resolution {desc.resolution} x {m.resolution:g} rounds to {res} pixels")
 
-    div = desc.divisor
-    fixed = desc.fixed_stem_head
-    last = len(desc.stages) - 1
+    repeats, channels, stem_channels, head = scaled_shape(desc, depth=m.depth, width=m.width)
     stages = []
-    for i, st in enumerate(desc.stages):
-        keep_depth = fixed and i in (0, last)
-        repeats = st.repeats if keep_depth else round_repeats(st.repeats, m.depth)
-        channels = round_filters(st.out_channels, m.width, div)
-        if repeats < 1 or channels < 1:
-            raise ValueError(f"stage {i} scales to {channels} channels x {repeats} blocks")
-        stages.append(replace(st, out_channels=channels, repeats=repeats))
-    stem = desc.stem if fixed else replace(desc.stem, out_channels=round_filters(desc.stem.out_channels, m.width, div))
-    head = desc.head_channels
-    if head is not None and not fixed:
-        head = round_filters(head, m.width, div)
+    for i, (st, r, c) in enumerate(zip(desc.stages, repeats, channels)):
+        if r < 1 or c < 1:
+            raise ValueError(f"stage {i} scales to {c} channels x {r} blocks")
+        stages.append(replace(st, out_channels=c, repeats=r))
+    stem = desc.stem if stem_channels == desc.stem.out_channels else replace(desc.stem, out_channels=stem_channels)
     return replace(
         desc,
         name=name or label,
@@ -120,6 +112,23 @@ def scale(
         resolution=res,
         dropout=desc.dropout if dropout is None else dropout,
     )
+
+
+def scaled_shape(desc: Network, *, depth: float, width: float) -> tuple[tuple[int, ...], tuple[int, ...], int, int | None]:
+    """What depth and width multipliers round ``desc`` to: (repeats per stage, output channels per
+    stage, stem channels, head channels). Two multipliers with the same shape build the same network
+    (at the same pixels), so this is a cheap key for anything that searches over multipliers."""
+    div = desc.divisor
+    fixed = desc.fixed_stem_head
+    last = len(desc.stages) - 1
+    repeats = tuple(st.repeats if fixed and i in (0, last) else round_repeats(st.repeats, depth)
+                    for i, st in enumerate(desc.stages))
+    channels = tuple(round_filters(st.out_channels, width, div) for st in desc.stages)
+    stem = desc.stem.out_channels if fixed else round_filters(desc.stem.out_channels, width, div)
+    head = desc.head_channels
+    if head is not None and not fixed:
+        head = round_filters(head, width, div)
+    return repeats, channels, stem, head
 
 
 def implied_phi(

@@ -18,11 +18,12 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..arch import ALPHA, BETA, GAMMA, Network, cost, scale
+from ..arch.scale import scaled_shape
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from . import plots
@@ -50,25 +51,35 @@ class ScaledNetwork:
     ratio: float  # achieved multiply-adds / base multiply-adds
 
 
-def _build(base: Network, method: str, x: float, img_size: int, coeffs: tuple[float, float, float]) -> tuple[Network, int]:
+def _multipliers(method: str, x: float, img_size: int, coeffs: tuple[float, float, float]) -> tuple[float, float, int]:
+    """Depth and width multipliers and pixels of ``method`` at multiplier ``x``."""
     if method == "depth":
-        return scale(base, depth=x, image_size=img_size, name=f"{base.name}-d{x:.4g}"), img_size
+        return x, 1.0, img_size
     if method == "width":
-        return scale(base, width=x, image_size=img_size, name=f"{base.name}-w{x:.4g}"), img_size
+        return 1.0, x, img_size
     if method == "resolution":
-        px = max(1, int(round(img_size * x)))
-        return scale(base, resolution=1.0, image_size=px, name=f"{base.name}-r{px / img_size:.4g}"), px
+        return 1.0, 1.0, max(1, int(round(img_size * x)))
     if method == "compound":
         a, b, g = coeffs
-        px = max(1, int(round(img_size * g**x)))
-        return scale(base, x, a, b, g, image_size=px, name=f"{base.name}-phi{x:.4g}"), px
+        return a**x, b**x, max(1, int(round(img_size * g**x)))
     raise EffnetError(f"unknown scaling method {method!r}; choose from {', '.join(METHODS)}")
 
 
+def _build(base: Network, method: str, x: float, img_size: int, coeffs: tuple[float, float, float]) -> tuple[Network, int]:
+    d, w, px = _multipliers(method, x, img_size, coeffs)
+    tag = {"depth": f"d{x:.4g}", "width": f"w{x:.4g}", "resolution": f"r{px / img_size:.4g}",
+           "compound": f"phi{x:.4g}"}[method]
+    return scale(base, depth=d, width=w, image_size=px, name=f"{base.name}-{tag}"), px
+
+
 @functools.lru_cache(maxsize=8192)
-def _macs(desc: Network, px: int) -> int:
-    """Multiply-adds of ``desc`` at ``px``; the bisection below visits the same rounded network many
-    times (the name, which carries the multiplier, is set to the base's for the key)."""
+def _macs(base: Network, shape: tuple, px: int) -> int:
+    """Multiply-adds of ``base`` rounded to ``shape`` (:func:`effnet.arch.scale.scaled_shape`) at
+    ``px``: the bisection below visits the same rounded network many times, so the key is what the
+    multipliers round to, and the network is built once per key."""
+    repeats, channels, stem, head = shape
+    stages = tuple(replace(st, repeats=r, out_channels=c) for st, r, c in zip(base.stages, repeats, channels))
+    desc = replace(base, stages=stages, stem=replace(base.stem, out_channels=stem), head_channels=head, resolution=px)
     return cost(desc, px).macs
 
 
@@ -79,7 +90,7 @@ def match_flops(
     *,
     img_size: int,
     coefficients: tuple[float, float, float] = (ALPHA, BETA, GAMMA),
-    iterations: int = 60,
+    iterations: int = 32,
 ) -> ScaledNetwork:
     """The network scaled by ``method`` whose multiply-adds are closest to ``ratio`` x the base's.
 
@@ -90,35 +101,36 @@ def match_flops(
     ratio = check_float("FLOPs ratio", ratio, 1.0, strict=True)
     base_macs = cost(base, img_size).macs
 
-    def f(x: float) -> tuple[float, Network, int]:
-        desc, px = _build(base, method, x, img_size, coefficients)
-        return _macs(desc.replace(name=base.name), px) / base_macs, desc, px
+    def f(x: float) -> float:
+        d, w, px = _multipliers(method, x, img_size, coefficients)
+        return _macs(base, scaled_shape(base, depth=d, width=w), px) / base_macs
 
     lo = 0.0 if method == "compound" else 1.0
     hi = 2.0 if method == "compound" else 2.0
     grow = 0
-    while f(hi)[0] < ratio:
+    while f(hi) < ratio:
         lo, hi = hi, hi * 2
         grow += 1
         if grow > 12:
             raise EffnetError(f"{method} scaling of {base.name} cannot reach {ratio:g}x its FLOPs")
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        if f(mid)[0] >= ratio:
+        if f(mid) >= ratio:
             hi = mid
         else:
             lo = mid
     best = None
     for x in (lo, hi):
-        r, desc, px = f(x)
+        r = f(x)
         gap = abs(math.log(r / ratio))
         if best is None or gap < best[0] - 1e-12:
-            best = (gap, x, r, desc, px)
-    _, x, r, desc, px = best
+            best = (gap, x, r)
+    _, x, r = best
+    desc, px = _build(base, method, x, img_size, coefficients)
     if method == "resolution":
         x = px / img_size
     c = cost(desc, px)
-    return ScaledNetwork(method, ratio, x, desc, px, c.macs, c.params, r)
+    return ScaledNetwork(method, ratio, x, desc, px, c.macs, c.params, c.macs / base_macs)
 
 
 @dataclass(frozen=True)
