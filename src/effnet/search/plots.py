@@ -107,8 +107,11 @@ def accuracy_vs_flops(
 
 
 def _draw_series(ax, series: Mapping[str, Sequence[Mapping]], x_key: str, *, connect: bool,
-                 label_key: str | None) -> None:
-    """Accuracy against ``x_key`` (in millions), one marker style per series, 95% intervals as error bars."""
+                 label_key: str | None, dodge: float = 0.0) -> None:
+    """Accuracy against ``x_key`` (in millions), one marker style per series, 95% intervals as error bars.
+
+    ``dodge`` shifts series ``n`` of ``N`` by a factor ``1 + dodge * (n - (N - 1) / 2)`` along x, so that
+    series measured at the same cost do not hide each other's error bars."""
     import numpy as np
 
     markers = "osD^vP*X"
@@ -116,7 +119,8 @@ def _draw_series(ax, series: Mapping[str, Sequence[Mapping]], x_key: str, *, con
         pts = sorted((p for p in pts if p.get("acc") is not None), key=lambda p: p[x_key])
         if not pts:
             continue
-        xs = [p[x_key] / 1e6 for p in pts]
+        shift = 1.0 + dodge * (n - (len(series) - 1) / 2)
+        xs = [p[x_key] / 1e6 * shift for p in pts]
         ys = [p["acc"] for p in pts]
         if all(p.get("ci_low") is not None for p in pts):  # 95% intervals, asymmetric
             errs = [[y - p["ci_low"] for p, y in zip(pts, ys)], [p["ci_high"] - y for p, y in zip(pts, ys)]]
@@ -144,11 +148,12 @@ def accuracy_vs_cost(
 
     Points are mappings with ``macs``, ``params``, ``acc``, ``ci_low``/``ci_high`` (a 95% interval)
     and ``label_key``; ``reference`` (e.g. the majority class's accuracy) is a dashed line on both.
+    Series that share their x values (one network, two ways of training it) are drawn 1.5% apart.
     """
     fig = _figure(11.0, 4.6)
     axes = [fig.add_subplot(1, 2, i) for i in (1, 2)]
     for ax, key, xlabel in zip(axes, ("macs", "params"), ("FLOPs (millions of multiply-adds)", "parameters (millions)")):
-        _draw_series(ax, series, key, connect=True, label_key=label_key)
+        _draw_series(ax, series, key, connect=True, label_key=label_key, dodge=0.015)
         if reference is not None:
             ax.axhline(reference, linestyle="--", color="grey", linewidth=1, label=reference_label)
         ax.set_xlabel(xlabel)
