@@ -33,9 +33,14 @@ COMMANDS = [
 ]
 
 
-def _time(argv: list[str], src: str | None) -> tuple[float, float]:
-    """Wall time and CPU time (user + system) of one run."""
+def _time(argv: list[str], src: str | None, bytecode: bool = True) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run. With ``bytecode`` the child may read and
+    write ``__pycache__`` as Python does by default, whatever ``PYTHONDONTWRITEBYTECODE`` says here."""
     env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     if src is not None:
         env["PYTHONPATH"] = src
     cmd = [sys.executable, *(["-m", "effnet", *argv] if src is not None else ["-c", "pass"])]
@@ -59,20 +64,26 @@ def main() -> None:
     ap.add_argument("--tree", action="append", required=True, metavar="NAME=SRC", help="a source tree to time")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--out", required=True, help="path stem for .json and .md")
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="compile every module on every run (PYTHONDONTWRITEBYTECODE=1), as some sandboxes do")
     args = ap.parse_args()
+    bytecode = not args.no_bytecode_cache
     trees = dict(t.split("=", 1) for t in args.tree)
     load_before = os.getloadavg()
     times: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     cpu: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
     base: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
+        for argv in COMMANDS:  # untimed: fills __pycache__ where bytecode may be written
+            for src in trees.values():
+                _time([a.format(tmp=tmp) for a in argv], src, bytecode)
         for _ in range(args.repeats):
-            base.append(_time([], None)[0])
+            base.append(_time([], None, bytecode)[0])
             for argv in COMMANDS:
                 argv = [a.format(tmp=tmp) for a in argv]
                 key = "effnet " + " ".join(a if not a.startswith(tmp) else "DIR" for a in argv)
                 for name, src in trees.items():
-                    wall, used = _time(argv, src)
+                    wall, used = _time(argv, src, bytecode)
                     times[name].setdefault(key, []).append(wall)
                     cpu[name].setdefault(key, []).append(used)
     load_after = os.getloadavg()
@@ -83,7 +94,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "torch": torch.__version__},
         "load_average_before": load_before, "load_average_after": load_after, "repeats": args.repeats,
-        "interpreter_start_s": _quartiles(base), "trees": trees,
+        "interpreter_start_s": _quartiles(base), "trees": trees, "bytecode_cache": bytecode,
         "seconds": {name: {k: _quartiles(v) for k, v in cmds.items()} for name, cmds in times.items()},
         "cpu_seconds": {name: {k: _quartiles(v) for k, v in cmds.items()} for name, cmds in cpu.items()},
         "raw": times, "raw_cpu": cpu,
@@ -96,7 +107,9 @@ def main() -> None:
              f"seconds, `python -m effnet ...` in a fresh interpreter. Python {result['machine']['python']}, torch "
              f"{result['machine']['torch']}, {result['machine']['cores']} cores; load average (1, 5, 15 min) "
              f"{', '.join(f'{x:.2f}' for x in load_before)} before and {', '.join(f'{x:.2f}' for x in load_after)} "
-             f"after. The interpreter alone (`python -c pass`): {_fmt(result['interpreter_start_s'])}.", "",
+             f"after. The interpreter alone (`python -c pass`): {_fmt(result['interpreter_start_s'])}. "
+             + ("Bytecode cache on (Python's default; one untimed run per command first)." if bytecode else
+                "Bytecode cache off (PYTHONDONTWRITEBYTECODE=1): every module is compiled on every run."), "",
              "Wall time counts waiting for a core on a loaded machine; CPU time (user + system of the child "
              "process) is what the command itself costs.", "",
              "| command | " + " | ".join(f"{n} wall | {n} CPU" for n in names) + " |",
