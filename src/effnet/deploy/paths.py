@@ -210,7 +210,7 @@ def _torch_runner(model: nn.Module, channels_last: bool = False, bf16: bool = Fa
     return run
 
 
-def _ort_runner(path: Path) -> Runner:
+def onnx_runner(path: Path) -> Runner:
     from .runtime import ort_session, run_session
 
     session = ort_session(path)
@@ -250,13 +250,13 @@ def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.nda
 
         export_onnx(model, fp32, example_size=int(calibration.shape[-1]) if calibration is not None else None)
     if path == "onnxruntime":
-        return _ort_runner(fp32)
+        return onnx_runner(fp32)
     int8 = Path(workdir) / "int8.onnx"
     if not int8.exists():
         if calibration is None or len(calibration) == 0:
             raise EffnetError("INT8 needs calibration images")
         quantize_int8(fp32, int8, calibration)
-    return _ort_runner(int8)
+    return onnx_runner(int8)
 
 
 def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> str:
@@ -366,6 +366,18 @@ def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: 
     size = img_size or getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
     chans = getattr(model, "in_chans", 3)
     report = PathReport([], tolerance, repeats, machine(), heldout_name)
+    flush = torch.set_flush_denormal(True)  # as ONNX Runtime's sessions do (effnet.deploy.runtime)
+    try:
+        _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats, warmup, tolerance, heldout,
+                calibration, photos, say, build)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+    return report
+
+
+def _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats, warmup, tolerance, heldout,
+            calibration, photos, say, build) -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         photo_images = photo_views(model, size) if photos else None
@@ -394,7 +406,6 @@ def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: 
             say(f"batch {batch}: warming up and timing {len(timed)} paths, interleaved")
             _time(timed, x, repeats, warmup)
             _ratios_and_choice(rows, tolerance)
-    return report
 
 
 def _peer_runners(model, peers, size, tmp, skipped, say) -> dict[str, Runner]:
@@ -410,7 +421,7 @@ def _peer_runners(model, peers, size, tmp, skipped, say) -> dict[str, Runner]:
             continue
         path = tmp / f"{impl}.onnx"
         _export_plain(peer, path, torch.zeros(1, 3, size, size))
-        out[impl] = _ort_runner(path)
+        out[impl] = onnx_runner(path)
     return out
 
 
@@ -555,3 +566,62 @@ def paths_table(report: PathReport) -> str:
         lines.append(f"choice for batch {b}: {c.path} ({c.throughput:.1f} img/s, {c.vs_fp32:.2f}x eager fp32{peer})"
                      if c else f"choice for batch {b}: none (no path ran within the tolerance)")
     return "\n".join(lines)
+
+
+# ----- what the commands share ---------------------------------------------------------------
+
+#: ``effnet predict --path`` values and the candidate each runs (``eager`` is predict's own default:
+#: BatchNorm folded, channels_last).
+PREDICT_PATHS = {"eager": "channels_last", "onnxruntime": "onnxruntime", "int8": "int8", "bf16": "bf16"}
+#: ``effnet export --path`` values; every fp32 candidate exports as the fp32 ONNX model.
+EXPORT_OF = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32", "int8": "int8",
+             "bf16": "bf16"}
+
+
+def check_path(value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise EffnetError(f"unknown --path {value!r}; choose from {', '.join(allowed)}")
+    return value
+
+
+def labelled_arrays(source: str, model: nn.Module, img_size: int, seed: int = 0, eval_split: str = "test",
+                    eval_limit: int | None = None, calib_images: int = 200) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """(held-out images, labels) and INT8 calibration images (training images through the eval
+    transforms, as ``effnet quantize``) of a data source :func:`effnet.data.load_splits` reads."""
+    from torch.utils.data import DataLoader, Subset
+
+    from ..data import load_splits
+    from .quantize import _eval_view, dataset_batches
+
+    splits = load_splits(source, img_size=img_size, preprocessing=getattr(model, "preprocessing", None), seed=seed,
+                         augment="none")
+    if getattr(model, "num_classes", splits.num_classes) != splits.num_classes:
+        raise EffnetError(f"the model has {model.num_classes} classes but {source} has {splits.num_classes}; "
+                          "use a model fine-tuned on this data")
+    held = getattr(splits, eval_split)
+    if eval_limit is not None:
+        held = Subset(held, range(min(eval_limit, len(held))))
+    xs, ys = [], []
+    for x, y in DataLoader(held, batch_size=32, shuffle=False, num_workers=0):
+        xs.append(x.numpy())
+        ys.append(np.asarray(y))
+    if not xs:
+        raise EffnetError(f"the {eval_split} split of {source} is empty")
+    calib = np.concatenate(list(dataset_batches(_eval_view(splits.train, splits.val), calib_images)))
+    return (np.concatenate(xs), np.concatenate(ys)), calib
+
+
+def cached_or_measured(model: nn.Module, model_id: str, batch_size: int, img_size: int,
+                       cache: PathCache | None = None, repeats: int = 10) -> tuple[str, bool]:
+    """The cached choice for this model, batch size and resolution on this machine, or one measured
+    now (sample photos for accuracy, default candidates, no peers) and cached. Returns (path, measured)."""
+    cache = cache or PathCache()
+    hit = cache.get(model_id, batch_size, img_size)
+    if hit is not None:
+        return hit["path"], False
+    report = choose_paths(model, [batch_size], img_size, repeats=repeats, warmup=1)
+    chosen = report.choice(batch_size)
+    if chosen is None:
+        raise EffnetError("no inference path ran within the accuracy tolerance")
+    cache.put(model_id, report)
+    return chosen.path, True
