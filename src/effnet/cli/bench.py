@@ -44,6 +44,7 @@ def register(subparsers) -> None:
     c.add_argument("--pretrained", action="store_true", help="load the model names' ImageNet weights")
     c.add_argument("--data", help="labelled held-out data for the accuracy change ('elpv', 'fashion-mnist', a folder, a .csv)")
     c.add_argument("--eval-limit", type=int, default=None, help="at most this many held-out images")
+    c.add_argument("--calib-images", type=int, default=200, help="--data training images INT8 is calibrated on (default 200)")
     c.add_argument("--seed", type=int, default=0, help="split seed of --data (the one the model was trained with)")
     c.add_argument("--min-agreement", type=float, default=99.0, help="top-1 agreement with fp32 a path needs, percent (default 99)")
     c.add_argument("--max-drop", type=float, default=0.1, help="held-out accuracy drop allowed for fp32/bf16 paths, points (default 0.1)")
@@ -99,8 +100,9 @@ def choose(args: argparse.Namespace, peers: list[str]) -> int:
 
     torch.set_num_threads(args.threads or cpu_cores())
     tolerance = Tolerance(args.min_agreement / 100, args.max_drop, args.int8_max_drop)
-    if args.eval_limit is not None and args.eval_limit < 1:
-        raise ValueError(f"--eval-limit must be positive, got {args.eval_limit}")
+    for flag, value in (("--eval-limit", args.eval_limit), ("--calib-images", args.calib_images)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be positive, got {value}")
     cache = PathCache()
     if cache.warning:
         print(f"effnet bench: warning: {cache.warning}", file=sys.stderr)
@@ -112,7 +114,8 @@ def choose(args: argparse.Namespace, peers: list[str]) -> int:
         heldout = calib = None
         if args.data:
             say(f"loading {args.data}")
-            heldout, calib = labelled_arrays(args.data, model, size, seed=args.seed, eval_limit=args.eval_limit)
+            heldout, calib = labelled_arrays(args.data, model, size, seed=args.seed, eval_limit=args.eval_limit,
+                                            calib_images=args.calib_images)
         report = choose_paths(model, args.batch_sizes, size, args.paths or DEFAULT_CANDIDATES, peers, args.repeats,
                               args.warmup, tolerance, heldout, args.data or "", calib,
                               progress=lambda msg, name=spec: say(f"{name}: {msg}"))
