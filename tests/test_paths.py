@@ -201,3 +201,20 @@ def test_bad_path_values_give_a_one_line_error(argv, only, capsys, tmp_path, mon
     err = capsys.readouterr().err
     assert err.startswith(f"effnet {argv[0]}: error: unknown") and err.count("\n") == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_predict_auto_runs_the_cached_choice_and_says_which(tmp_path, only, capsys, tiny_model, monkeypatch):
+    from PIL import Image
+
+    only("predict")
+    monkeypatch.setenv("EFFNET_PATHS_CACHE", str(tmp_path / "paths.json"))
+    ckpt = tmp_path / "tiny.safetensors"
+    save_model(tiny_model, ckpt)
+    image = tmp_path / "a.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype("uint8")).save(image)
+    PathCache().put(paths.model_identity(ckpt), one_choice("onnxruntime", batch=8, size=32))
+    monkeypatch.setattr(paths, "choose_paths", lambda *a, **k: pytest.fail("the cached choice must be reused"))
+    assert cli.main(["predict", str(image), "--model", str(ckpt), "--path", "auto"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "effnet predict: path onnxruntime (the choice for this machine)"
+    assert str(image) in captured.out
