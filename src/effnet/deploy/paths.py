@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import EffnetError
-from .runtime import cpu_cores, time_interleaved
+from .runtime import check_timing_args, cpu_cores, time_interleaved
 
 #: Every candidate, in the order they are set up and shown; ``eager`` is the fp32 reference.
 CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "int8")
@@ -70,9 +70,9 @@ class Tolerance:
         labelled = delta_points is not None
         if agreement is None and not labelled:
             return "accuracy change not measured"
-        if agreement is not None and agreement < self.min_agreement and not (path == "int8" and labelled):
+        if agreement is not None and agreement < self.min_agreement and not (PRECISION[path] == "int8" and labelled):
             return f"top-1 agreement {100 * agreement:.1f}% < {100 * self.min_agreement:.1f}%"
-        limit = self.int8_max_drop_points if path == "int8" else self.max_drop_points
+        limit = self.int8_max_drop_points if PRECISION[path] == "int8" else self.max_drop_points
         if labelled and -delta_points > limit:
             return f"held-out accuracy {delta_points:+.2f} points, beyond -{limit:g}"
         return ""
@@ -354,11 +354,7 @@ def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: 
     for p in candidates:
         if p not in CANDIDATES:
             raise EffnetError(f"unknown path {p!r}; choose from {', '.join(CANDIDATES)}")
-    for b in batch_sizes:
-        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise EffnetError(f"batch sizes must be positive integers, got {b!r}")
-    if repeats < 1 or warmup < 0:
-        raise EffnetError("repeats must be >= 1 and warmup >= 0")
+    check_timing_args(batch_sizes, repeats, warmup)
     if not photos and heldout is None:
         raise EffnetError("accuracy needs the sample photos or labelled held-out data")
     candidates = ["eager"] + [p for p in candidates if p != "eager"]  # the reference always runs
