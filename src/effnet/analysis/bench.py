@@ -232,7 +232,7 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), img_s
               paths: Sequence[str] = PATHS, peers: Sequence[str] = PEERS, repeats: int = 20, warmup: int = 3,
               threads: int | None = None, progress: Callable[[str], None] | None = None) -> list[BenchResult]:
     """Benchmark every model x batch size x path (ours) and x peer path (peers)."""
-    from ..deploy.runtime import cpu_cores
+    from ..deploy.runtime import check_timing_args, cpu_cores
 
     for p in paths:
         if p not in PATHS:
@@ -240,11 +240,7 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), img_s
     for p in peers:
         if p not in PEERS:
             raise ValueError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
-    for b in batch_sizes:
-        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise ValueError(f"batch sizes must be positive integers, got {b!r}")
-    if repeats < 1 or warmup < 0:
-        raise ValueError("repeats must be >= 1 and warmup >= 0")
+    check_timing_args(batch_sizes, repeats, warmup)
     say = progress or (lambda _msg: None)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads or cpu_cores())

@@ -28,19 +28,33 @@ def register(subparsers) -> None:
                    help="model names, description .json files or checkpoints (default efficientnet_b0)")
     p.add_argument("--batch-sizes", type=_ints, default=[1, 32], help="comma-separated (default 1,32)")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: each model's resolution)")
-    p.add_argument("--paths", type=_csv, default=list(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    p.add_argument("--paths", type=_csv, default=None,
+                   help=f"comma-separated subset of {','.join(PATHS)} (default all; with --choose: all but compile)")
     p.add_argument("--peers", type=_csv, default=list(PEERS),
                    help=f"comma-separated subset of {','.join(PEERS)}; 'none' for no peers")
     p.add_argument("--repeats", type=int, default=20, help="timed batches per row, taken 5 at a time in rounds interleaved with the other rows (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first (default 3)")
     p.add_argument("--threads", type=int, default=None, help="threads for PyTorch and ONNX Runtime (default: cores)")
     p.add_argument("--json", metavar="FILE", help="write results, machine and versions as JSON")
+    c = p.add_argument_group("choosing the fastest path (--choose)")
+    c.add_argument("--choose", action="store_true",
+                   help="also measure each path's accuracy change (top-1 agreement with eager fp32 on scikit-image's "
+                        "sample photos; with --data the held-out accuracy change and its interval), name the fastest "
+                        "path within the tolerance per batch size and cache it for `effnet export/predict --path auto`")
+    c.add_argument("--pretrained", action="store_true", help="load the model names' ImageNet weights")
+    c.add_argument("--data", help="labelled held-out data for the accuracy change ('elpv', 'fashion-mnist', a folder, a .csv)")
+    c.add_argument("--eval-limit", type=int, default=None, help="at most this many held-out images")
+    c.add_argument("--calib-images", type=int, default=200, help="--data training images INT8 is calibrated on (default 200)")
+    c.add_argument("--seed", type=int, default=0, help="split seed of --data (the one the model was trained with)")
+    c.add_argument("--min-agreement", type=float, default=99.0, help="top-1 agreement with fp32 a path needs, percent (default 99)")
+    c.add_argument("--max-drop", type=float, default=0.1, help="held-out accuracy drop allowed for fp32/bf16 paths, points (default 0.1)")
+    c.add_argument("--int8-max-drop", type=float, default=1.0, help="held-out accuracy drop allowed for INT8, points (default 1)")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart PNG")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.bench import bench_table, results_json, run_bench
+    from ..analysis.bench import PATHS, bench_table, results_json, run_bench
     from ..fsutil import atomic_write_text
 
     peers = [] if args.peers == ["none"] else args.peers
@@ -52,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         import os
 
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.choose:
+        return choose(args, peers)
+    if args.paths is None:
+        args.paths = list(PATHS)
     results = run_bench(args.models, args.batch_sizes, args.img_size, args.paths, peers, args.repeats,
                         args.warmup, threads=args.threads,
                         progress=lambda msg: print(f"  running {msg}", file=sys.stderr, flush=True))
@@ -67,3 +85,51 @@ def run(args: argparse.Namespace) -> int:
         plot_bench(results, args.plot)
         print(f"wrote {args.plot}")
     return 0
+
+
+def choose(args: argparse.Namespace, peers: list[str]) -> int:
+    """``--choose``: per model, the path table with accuracy changes and the cached choice."""
+    from ..deploy.loading import load_model_arg
+    from ..deploy.paths import DEFAULT_CANDIDATES, PathCache, Tolerance, choose_paths, labelled_arrays, \
+        model_identity, paths_table
+    from ..fsutil import atomic_write_text
+
+    import torch
+
+    from ..deploy.runtime import cpu_cores
+
+    torch.set_num_threads(args.threads or cpu_cores())
+    tolerance = Tolerance(args.min_agreement / 100, args.max_drop, args.int8_max_drop)
+    for flag, value in (("--eval-limit", args.eval_limit), ("--calib-images", args.calib_images)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be positive, got {value}")
+    cache = PathCache()
+    if cache.warning:
+        print(f"effnet bench: warning: {cache.warning}", file=sys.stderr)
+    say = lambda msg: print(f"  running {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    reports = []
+    for spec in args.models:
+        model = load_model_arg(spec, pretrained=args.pretrained)
+        size = args.img_size or model.preprocessing.resolution
+        heldout = calib = None
+        if args.data:
+            say(f"loading {args.data}")
+            heldout, calib = labelled_arrays(args.data, model, size, seed=args.seed, eval_limit=args.eval_limit,
+                                            calib_images=args.calib_images)
+        report = choose_paths(model, args.batch_sizes, size, args.paths or DEFAULT_CANDIDATES, peers, args.repeats,
+                              args.warmup, tolerance, heldout, args.data or "", calib,
+                              progress=lambda msg, name=spec: say(f"{name}: {msg}"))
+        print(f"{spec} ({size}x{size})")
+        print(paths_table(report))
+        cache.put(model_identity(spec, args.pretrained), report)
+        reports.append({"model": spec, "pretrained": args.pretrained, **report.to_dict()})
+    print(f"choices cached in {cache.file}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"kind": "effnet.paths", "settings": vars_of(args), "models": reports},
+                                                indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def vars_of(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in vars(args).items() if k != "func"}

@@ -15,6 +15,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch")
+    p.add_argument("--path", default=None, metavar="PATH",
+                   help="ONNX only: fp32, int8 (static INT8, calibrated on --data's training images or on random crops "
+                        "of scikit-image's sample photos), bf16 (refused: no bf16 ONNX path on CPUs) or auto (the "
+                        "path `effnet bench --choose` cached for batch 1 on this machine, or measured once now)")
+    p.add_argument("--data", default=None, help="with --path int8: calibrate on this data's training images "
+                                                 "('elpv', 'fashion-mnist', a folder, a .csv)")
     p.set_defaults(func=run)
 
 
@@ -23,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.loading import load_model_arg
 
     model = load_model_arg(args.model, pretrained=args.pretrained)
+    if args.path is not None:
+        return _export_path(args, model)
     if args.format == "onnx":
         path = export_onnx(model, args.out, opset=args.opset)
         runner = "ONNX Runtime"
@@ -41,4 +49,65 @@ def run(args: argparse.Namespace) -> int:
     if not all(c.ok for c in checks):
         print("export check failed: outputs differ from PyTorch")
         return 1
+    return 0
+
+
+def _export_path(args: argparse.Namespace, model) -> int:
+    import sys
+
+    from ..deploy.paths import (BF16_UNSUPPORTED, EXPORT_OF, PathCache, bf16_supported, cached_or_measured,
+                                check_path, model_identity)
+
+    path = check_path(args.path, ("auto", "fp32", "int8", "bf16"))
+    if args.format != "onnx":
+        raise ValueError(f"--path exports ONNX; got --format {args.format}")
+    size = getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    if path == "auto":
+        cache = PathCache()
+        if cache.warning:
+            print(f"effnet export: warning: {cache.warning}", file=sys.stderr)
+        ident = model_identity(args.model, args.pretrained)
+        if cache.get(ident, 1, size) is None:
+            print(f"effnet export: no cached path for this model at batch 1, {size}px on this machine; measuring "
+                  "the paths once and caching the choice", file=sys.stderr, flush=True)
+        chosen, _ = cached_or_measured(model, ident, 1, size, cache)
+        path = EXPORT_OF[chosen]
+        print(f"chosen path on this machine: {chosen} -> {path} ONNX")
+    if path == "bf16":
+        raise ValueError(BF16_UNSUPPORTED if not bf16_supported() else
+                         "bf16 runs as PyTorch autocast; ONNX Runtime's CPU kernels have no bf16 convolutions")
+    if path == "fp32":
+        args.path = None
+        return run(args)
+    return _export_int8(args, model, size)
+
+
+def _export_int8(args: argparse.Namespace, model, size: int) -> int:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..deploy.export import export_onnx
+    from ..deploy.paths import build_runner, labelled_arrays, onnx_runner, photo_views, predict_top1, quantize_int8
+
+    if args.data:
+        (held, labels), calib = labelled_arrays(args.data, model, size)
+        what = f"{len(calib)} training images of {args.data}"
+    else:
+        calib, held, labels = photo_views(model, size, calibration=True), photo_views(model, size), None
+        what = f"{len(calib)} random crops of scikit-image's sample photos"
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", opset=args.opset, example_size=size)
+        method = quantize_int8(fp32, Path(args.out), calib)
+        print(f"wrote {args.out} (ONNX INT8, static QDQ, {method} calibration on {what}; dynamic batch/height/width)")
+        if args.no_verify:
+            return 0
+        ref = predict_top1(build_runner(model, "eager", Path(tmp)), held)
+        got = predict_top1(onnx_runner(Path(args.out)), held)
+    agree = float(np.mean(ref == got))
+    line = f"check against PyTorch eager fp32 ({len(ref)} images): top-1 agreement {100 * agree:.1f}%"
+    if labels is not None:
+        line += f"; top-1 fp32 {100 * np.mean(ref == labels):.2f}%, INT8 {100 * np.mean(got == labels):.2f}%"
+    print(line)
     return 0

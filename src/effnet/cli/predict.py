@@ -18,6 +18,11 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--path", default=None, metavar="PATH",
+                   help="how to run the model: auto (the path `effnet bench --choose` cached for this model, batch size "
+                        "and size on this machine, or measured once now), eager (PyTorch, BatchNorm folded, "
+                        "channels_last: the default), onnxruntime (fp32), int8 (ONNX Runtime INT8, calibrated on random "
+                        "crops of the given images), bf16 (CPUs with AVX512-BF16 or AMX)")
     p.set_defaults(func=run)
 
 
@@ -28,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     if args.img_size is not None and args.img_size < 8:
         raise ValueError(f"--img-size must be at least 8, got {args.img_size}")
     model = load_model_arg(args.model, pretrained=args.pretrained)
-    result = predict_files(model, args.images, top_k=args.top_k, batch_size=args.batch_size, img_size=args.img_size)
+    if args.path is None:
+        result = predict_files(model, args.images, top_k=args.top_k, batch_size=args.batch_size,
+                               img_size=args.img_size)
+    else:
+        result = _predict_on_path(args, model)
     for line in result.warnings:
         print(f"effnet predict: warning: {line}", file=sys.stderr)
     for bad in result.failed:
@@ -45,3 +54,30 @@ def run(args: argparse.Namespace) -> int:
     if not ok:
         return 2
     return 1 if result.failed else 0
+
+
+def _predict_on_path(args: argparse.Namespace, model):
+    import tempfile
+    from pathlib import Path
+
+    from ..deploy.paths import PREDICT_PATHS, PathCache, build_runner, cached_or_measured, check_path, model_identity
+    from ..deploy.predict import image_views, predict_files
+
+    path = check_path(args.path, ["auto", *PREDICT_PATHS])
+    size = args.img_size or getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    candidate = PREDICT_PATHS.get(path)
+    if path == "auto":
+        cache = PathCache()
+        if cache.warning:
+            print(f"effnet predict: warning: {cache.warning}", file=sys.stderr)
+        if cache.get(model_identity(args.model, args.pretrained), args.batch_size, size) is None:
+            print(f"effnet predict: no cached path for this model at batch {args.batch_size}, {size}px on this "
+                  "machine; measuring the paths once and caching the choice", file=sys.stderr, flush=True)
+        candidate, _ = cached_or_measured(model, model_identity(args.model, args.pretrained), args.batch_size, size,
+                                          cache)
+        print(f"effnet predict: path {candidate} (the choice for this machine)", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        calib = image_views(model, args.images, size) if candidate == "int8" else None
+        runner = build_runner(model, candidate, Path(tmp), calib)
+        return predict_files(model, args.images, top_k=args.top_k, batch_size=args.batch_size, img_size=args.img_size,
+                             runner=runner)

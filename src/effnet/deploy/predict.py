@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,11 +41,13 @@ class PredictRun:
 
 
 def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5, batch_size: int = 8,
-                  img_size: int | None = None) -> PredictRun:
+                  img_size: int | None = None, runner: Callable[[np.ndarray], np.ndarray] | None = None) -> PredictRun:
     """Classify each image file; unreadable files get ``Prediction.error`` and the rest still run.
 
     Images are resized and centre-cropped as ``model.preprocessing`` says, at ``img_size``
     (default: the model's own resolution; a different size is allowed and noted in ``warnings``).
+    ``runner`` (float32 NCHW batch -> logits, :func:`effnet.deploy.paths.build_runner`) runs the
+    model another way; by default it runs in PyTorch with BatchNorm folded and channels_last.
     """
     from ..data import load_image, make_transforms
 
@@ -62,7 +65,7 @@ def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5,
                         "accuracy may be lower than at the trained size")
     transform = make_transforms(prep, size, train=False)
     model = model.eval()
-    if hasattr(model, "optimize_for_inference"):
+    if runner is None and hasattr(model, "optimize_for_inference"):
         model = model.optimize_for_inference()  # BatchNorm folded, channels_last: same outputs, faster
     results: dict[int, Prediction] = {}
     pending: list[tuple[int, torch.Tensor]] = []
@@ -73,8 +76,11 @@ def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5,
         if not pending:
             return
         batch = torch.stack([t for _, t in pending])
-        with torch.inference_mode():
-            probs = model(batch).float().softmax(dim=1)
+        if runner is not None:
+            probs = torch.from_numpy(np.asarray(runner(batch.numpy()))).float().softmax(dim=1)
+        else:
+            with torch.inference_mode():
+                probs = model(batch).float().softmax(dim=1)
         if names is None:
             names = class_names_of(model, probs.shape[1])
         k = min(top_k, probs.shape[1])
@@ -94,3 +100,23 @@ def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5,
             flush()
     flush()
     return PredictRun([results[i] for i in range(len(paths))], size, warnings)
+
+
+def image_views(model: nn.Module, paths: Sequence[str | Path], img_size: int, per_image: int = 4) -> np.ndarray:
+    """``per_image`` random crops (seeded) of each readable image file through the model's
+    preprocessing: in-domain calibration images for INT8. Unreadable files are left out."""
+    from ..data import load_image, make_transforms
+    from ..errors import EffnetError
+
+    torch.manual_seed(0)
+    tf = make_transforms(getattr(model, "preprocessing", None), img_size, train=True, augment="none")
+    views = []
+    for path in paths:
+        try:
+            image = load_image(path)
+        except (ValueError, OSError):
+            continue
+        views += [tf(image) for _ in range(per_image)]
+    if not views:
+        raise EffnetError("no readable image to calibrate INT8 on")
+    return torch.stack(views).numpy()

@@ -65,6 +65,17 @@ CALLS_PER_VISIT = 5
 SETTLE_S = 0.1
 
 
+def check_timing_args(batch_sizes: Sequence[int], repeats: int, warmup: int) -> None:
+    """Raise ``EffnetError`` unless the batch sizes are positive integers, ``repeats`` >= 1 and ``warmup`` >= 0."""
+    from ..errors import EffnetError
+
+    for b in batch_sizes:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise EffnetError(f"batch sizes must be positive integers, got {b!r}")
+    if repeats < 1 or warmup < 0:
+        raise EffnetError("repeats must be >= 1 and warmup >= 0")
+
+
 def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int, rounds: int | None = None,
                      settle: float = SETTLE_S) -> tuple[list[list[float]], list[BaseException | None]]:
     """``repeats`` timed calls of each runner, taken in ``rounds`` rounds (default: visits of

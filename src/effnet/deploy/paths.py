@@ -1,0 +1,623 @@
+"""The fastest inference path for this machine, among those that keep the model's accuracy.
+
+Candidate paths (all on the CPU): PyTorch eager fp32 (the reference), BatchNorm folded +
+channels_last fp32, bf16 autocast + channels_last (only where the CPU computes bf16 natively:
+AVX512-BF16 or AMX; PyTorch would emulate it elsewhere), ``torch.compile`` (Inductor with frozen
+weights; optional, compiling takes minutes), ONNX Runtime fp32 and ONNX Runtime INT8 (static
+post-training quantisation, as ``effnet quantize`` does).
+
+:func:`choose_paths` times every runnable candidate and, when asked, the peers' models exported
+to ONNX Runtime, interleaved (:func:`effnet.deploy.runtime.time_interleaved`), and measures each
+path's accuracy change: top-1 agreement with the fp32 reference on real photographs (views of
+scikit-image's sample photos) and, given labelled held-out images, the paired accuracy difference
+with a bootstrap interval and McNemar's exact p. The fastest path within :class:`Tolerance` is the
+choice; :class:`PathCache` keeps it per machine (CPU, flags, library versions), model, batch size
+and resolution.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import EffnetError
+from .runtime import check_timing_args, cpu_cores, time_interleaved
+
+#: Every candidate, in the order they are set up and shown; ``eager`` is the fp32 reference.
+CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "int8")
+#: What ``choose_paths`` tries unless told otherwise (compiling costs minutes, so it is opt-in).
+DEFAULT_CANDIDATES = ("eager", "channels_last", "bf16", "onnxruntime", "int8")
+PRECISION = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32",
+             "bf16": "bf16", "int8": "int8"}
+#: Batch size the accuracy checks run at (the last batch is padded), so compiled graphs see one shape.
+EVAL_BATCH = 8
+#: scikit-image's colour sample photographs (bundled with the package, no download).
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+          "colorwheel")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much accuracy change a path may bring and still be chosen.
+
+    Every path needs top-1 agreement with the fp32 reference of at least ``min_agreement`` on the
+    photo views, except INT8 when labelled held-out data are given (INT8 moves predictions both
+    ways on hard images; the held-out accuracy decides). Given labelled data, the accuracy may drop
+    by at most ``max_drop_points`` (fp32 and bf16 paths) or ``int8_max_drop_points`` (INT8).
+    """
+
+    min_agreement: float = 0.99
+    max_drop_points: float = 0.1
+    int8_max_drop_points: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise EffnetError(f"minimum agreement must be in [0, 1], got {self.min_agreement}")
+        if self.max_drop_points < 0 or self.int8_max_drop_points < 0:
+            raise EffnetError("accuracy tolerances must be >= 0 points")
+
+    def verdict(self, path: str, agreement: float | None, delta_points: float | None) -> str:
+        """Empty when within tolerance, else why not."""
+        labelled = delta_points is not None
+        if agreement is None and not labelled:
+            return "accuracy change not measured"
+        if agreement is not None and agreement < self.min_agreement and not (PRECISION[path] == "int8" and labelled):
+            return f"top-1 agreement {100 * agreement:.1f}% < {100 * self.min_agreement:.1f}%"
+        limit = self.int8_max_drop_points if PRECISION[path] == "int8" else self.max_drop_points
+        if labelled and -delta_points > limit:
+            return f"held-out accuracy {delta_points:+.2f} points, beyond -{limit:g}"
+        return ""
+
+
+@dataclass
+class PathResult:
+    """One path at one batch size: speed, accuracy change, and whether it may be chosen."""
+
+    path: str
+    batch_size: int
+    img_size: int
+    impl: str = "effnet"  # or the peer library
+    median_ms: float | None = None
+    p95_ms: float | None = None
+    throughput: float | None = None  # images / s at the median latency
+    vs_fp32: float | None = None  # throughput / the eager fp32 reference's
+    vs_best_peer: float | None = None
+    agreement: float | None = None  # top-1 agreement with fp32 on the photo views
+    agreement_images: int = 0
+    delta_points: float | None = None  # held-out top-1 accuracy minus fp32's, points
+    delta_ci: tuple[float, float] | None = None  # paired bootstrap 95% interval, points
+    mcnemar_p: float | None = None
+    heldout_images: int = 0
+    note: str = ""  # why skipped, or why outside the tolerance
+    chosen: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.median_ms is not None
+
+
+@dataclass
+class PathReport:
+    results: list[PathResult]
+    tolerance: Tolerance
+    repeats: int
+    machine: dict
+    heldout_name: str = ""
+    fp32_top1: float | None = None  # the reference's held-out accuracy
+    fp32_ci: tuple[float, float] | None = None
+
+    def choice(self, batch_size: int) -> PathResult | None:
+        return next((r for r in self.results if r.chosen and r.batch_size == batch_size), None)
+
+    def to_dict(self) -> dict:
+        return {"kind": "effnet.paths", "machine": self.machine, "tolerance": asdict(self.tolerance),
+                "repeats": self.repeats, "heldout": self.heldout_name, "fp32_top1": self.fp32_top1,
+                "fp32_top1_ci": self.fp32_ci, "results": [asdict(r) for r in self.results]}
+
+
+# ----- the machine ---------------------------------------------------------------------------
+
+def machine() -> dict:
+    """What makes a timing valid only here: CPU model and flags, cores, library versions."""
+    from ..train.fastpath import cpu_flags
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    flags = sorted(cpu_flags())
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    simd = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))]
+    return {"cpu": cpu, "simd_flags": simd, "flags_sha1": hashlib.sha1(" ".join(flags).encode()).hexdigest()[:12],
+            "cores": cpu_cores(), "torch": torch.__version__, "onnxruntime": ort_version,
+            "python": platform.python_version()}
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    from ..train.fastpath import cpu_flags, native_bf16
+
+    return native_bf16(cpu_flags())
+
+
+BF16_UNSUPPORTED = "this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32"
+
+
+# ----- real images ---------------------------------------------------------------------------
+
+def photo_views(model: nn.Module, img_size: int, calibration: bool = False) -> np.ndarray:
+    """Views of scikit-image's sample photos through the model's eval preprocessing: each photo
+    whole, mirrored, and five crops of 70% of its side (corners and centre); 56 views. With
+    ``calibration``, 4 random crops of each instead (seeded), for INT8 calibration."""
+    try:
+        import skimage.data as photos
+    except ImportError as exc:
+        from ..errors import missing_extra
+
+        raise missing_extra(exc, "accuracy on sample photos") or exc
+    from PIL import Image, ImageOps
+
+    from ..data import make_transforms
+
+    prep = getattr(model, "preprocessing", None)
+    views = []
+    if calibration:
+        torch.manual_seed(0)
+        tf = make_transforms(prep, img_size, train=True, augment="none")
+    else:
+        tf = make_transforms(prep, img_size, train=False)
+    for name in PHOTOS:
+        img = Image.fromarray(getattr(photos, name)()).convert("RGB")
+        if calibration:
+            views += [tf(img) for _ in range(4)]
+            continue
+        w, h = img.size
+        cw, ch = int(0.7 * w), int(0.7 * h)
+        boxes = [(0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch), ((w - cw) // 2, (h - ch) // 2)]
+        crops = [img, ImageOps.mirror(img)] + [img.crop((x, y, x + cw, y + ch)) for x, y in boxes]
+        views += [tf(c) for c in crops]
+    return torch.stack(views).numpy()
+
+
+# ----- runners -------------------------------------------------------------------------------
+
+Runner = Callable[[np.ndarray], np.ndarray]  # float32 NCHW batch -> logits
+
+
+def _torch_runner(model: nn.Module, channels_last: bool = False, bf16: bool = False) -> Runner:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def run(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(x).contiguous(memory_format=fmt)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(t).float().numpy()
+    return run
+
+
+def onnx_runner(path: Path) -> Runner:
+    from .runtime import ort_session, run_session
+
+    session = ort_session(path)
+    return lambda x: run_session(session, x)[0]
+
+
+def compiled_model(model: nn.Module, mode: str | None = None) -> nn.Module:
+    """``torch.compile`` (Inductor) of the BatchNorm-folded, channels_last model with frozen weights
+    (constants folded into the graph), one static graph per input shape."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    fast = model.optimize_for_inference(channels_last=True)
+    return torch.compile(fast, mode=mode, dynamic=False)
+
+
+def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.ndarray | None = None) -> Runner:
+    """A runner for ``path`` (one of :data:`CANDIDATES`); raises ``EffnetError`` when it cannot run here.
+
+    ``calibration`` (float32 NCHW images) calibrates INT8's activation ranges (:func:`quantize_int8`);
+    the ONNX files are written to ``workdir``."""
+    if path not in CANDIDATES:
+        raise EffnetError(f"unknown path {path!r}; choose from {', '.join(CANDIDATES)}")
+    if path == "eager":
+        return _torch_runner(model)
+    if path == "channels_last":
+        return _torch_runner(model.optimize_for_inference(channels_last=True), channels_last=True)
+    if path == "bf16":
+        if not bf16_supported():
+            raise EffnetError(BF16_UNSUPPORTED)
+        return _torch_runner(model.optimize_for_inference(channels_last=True), channels_last=True, bf16=True)
+    if path == "compile":
+        return _torch_runner(compiled_model(model), channels_last=True)
+    fp32 = Path(workdir) / "fp32.onnx"
+    if not fp32.exists():
+        from .export import export_onnx
+
+        export_onnx(model, fp32, example_size=int(calibration.shape[-1]) if calibration is not None else None)
+    if path == "onnxruntime":
+        return onnx_runner(fp32)
+    int8 = Path(workdir) / "int8.onnx"
+    if not int8.exists():
+        if calibration is None or len(calibration) == 0:
+            raise EffnetError("INT8 needs calibration images")
+        quantize_int8(fp32, int8, calibration)
+    return onnx_runner(int8)
+
+
+def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> str:
+    """INT8 QDQ model of ``fp32`` at ``out``, calibrated on ``calibration``: percentile ranges as
+    ``effnet quantize``, or min/max where the activations are too uniform for percentile's histogram
+    (an untrained model's). Returns the method used; ONNX Runtime's progress lines are swallowed."""
+    import contextlib
+    import io
+
+    from .quantize import quantize_onnx
+
+    batches = lambda: [calibration[i:i + 16] for i in range(0, len(calibration), 16)]  # noqa: E731
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            quantize_onnx(fp32, out, batches(), method="percentile")
+            return "percentile"
+        except ValueError:
+            quantize_onnx(fp32, out, batches(), method="minmax")
+            return "minmax"
+
+
+def predict_top1(run: Runner, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Top-1 class of every image, in batches of ``batch`` (the last padded with zeros)."""
+    out = []
+    for i in range(0, len(images), batch):
+        x = images[i:i + batch]
+        n = len(x)
+        if n < batch:
+            x = np.concatenate([x, np.zeros((batch - n, *x.shape[1:]), dtype=x.dtype)])
+        out.append(np.asarray(run(np.ascontiguousarray(x, dtype=np.float32)))[:n].argmax(1))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+# ----- accuracy ------------------------------------------------------------------------------
+
+def paired_change(ref_correct: np.ndarray, new_correct: np.ndarray, draws: int = 2000) -> dict:
+    """Held-out accuracy change (points) of ``new`` against ``ref`` on the same images: paired
+    bootstrap 95% interval and McNemar's exact p (one model, one split: training noise not covered)."""
+    from scipy.stats import binomtest
+
+    from ..search.stats import paired_difference
+
+    d = paired_difference([new_correct.astype(float)], [ref_correct.astype(float)], draws=draws)
+    worse = int(np.sum(ref_correct & ~new_correct))
+    better = int(np.sum(~ref_correct & new_correct))
+    p = float(binomtest(better, worse + better, 0.5).pvalue) if worse + better else 1.0
+    return {"delta_points": 100 * d["diff"], "ci": (100 * d["ci_low"], 100 * d["ci_high"]), "mcnemar_p": p}
+
+
+def _measure_accuracy(results: Sequence[PathResult], runners: dict[str, Runner], photos: np.ndarray | None,
+                      heldout: tuple[np.ndarray, np.ndarray] | None, report: PathReport) -> None:
+    ref = runners["eager"]
+    ref_photo = predict_top1(ref, photos) if photos is not None else None
+    ref_correct = None
+    if heldout is not None:
+        images, labels = heldout
+        ref_correct = predict_top1(ref, images) == labels
+        report.fp32_top1 = float(ref_correct.mean())
+        from ..search.stats import bootstrap, _matrices
+
+        boot = bootstrap(_matrices([[ref_correct.astype(float)]]), 2000, 0)[:, 0]
+        report.fp32_ci = tuple(float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    measured: dict[str, dict] = {}
+    for path, run in runners.items():
+        m: dict = {}
+        if ref_photo is not None:
+            m["agreement"] = float(np.mean(predict_top1(run, photos) == ref_photo))
+            m["agreement_images"] = len(ref_photo)
+        if ref_correct is not None:
+            change = paired_change(ref_correct, predict_top1(run, heldout[0]) == heldout[1])
+            m.update(delta_points=change["delta_points"], delta_ci=change["ci"], mcnemar_p=change["mcnemar_p"],
+                     heldout_images=len(ref_correct))
+        measured[path] = m
+    for r in results:
+        for k, v in measured.get(r.path, {}).items():
+            setattr(r, k, v)
+
+
+# ----- the chooser ---------------------------------------------------------------------------
+
+def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: int | None = None,
+                 candidates: Sequence[str] = DEFAULT_CANDIDATES, peers: Sequence[str] = (),
+                 repeats: int = 30, warmup: int = 2, tolerance: Tolerance = Tolerance(),
+                 heldout: tuple[np.ndarray, np.ndarray] | None = None, heldout_name: str = "",
+                 calibration: np.ndarray | None = None, photos: bool = True,
+                 progress: Callable[[str], None] | None = None,
+                 build: Callable[[nn.Module, str, Path, np.ndarray | None], Runner] = build_runner) -> PathReport:
+    """Time ``candidates`` (and the ``peers``' models in ONNX Runtime) at each batch size, measure each
+    path's accuracy change, and mark the fastest path within ``tolerance`` as chosen per batch size.
+
+    ``heldout`` is (images float32 NCHW, labels) of labelled held-out data; ``calibration`` the images
+    INT8 is calibrated on (default: random crops of the sample photos). Paths that cannot run here
+    (bf16 without native support, a failed compile) are listed with the reason."""
+    say = progress or (lambda _msg: None)
+    for p in candidates:
+        if p not in CANDIDATES:
+            raise EffnetError(f"unknown path {p!r}; choose from {', '.join(CANDIDATES)}")
+    check_timing_args(batch_sizes, repeats, warmup)
+    if not photos and heldout is None:
+        raise EffnetError("accuracy needs the sample photos or labelled held-out data")
+    candidates = ["eager"] + [p for p in candidates if p != "eager"]  # the reference always runs
+    model = model.eval()
+    size = img_size or getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    chans = getattr(model, "in_chans", 3)
+    report = PathReport([], tolerance, repeats, machine(), heldout_name)
+    flush = torch.set_flush_denormal(True)  # as ONNX Runtime's sessions do (effnet.deploy.runtime)
+    try:
+        _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats, warmup, tolerance, heldout,
+                calibration, photos, say, build)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+    return report
+
+
+def _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats, warmup, tolerance, heldout,
+            calibration, photos, say, build) -> None:
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        photo_images = photo_views(model, size) if photos else None
+        if calibration is None and "int8" in candidates:
+            calibration = photo_views(model, size, calibration=True) if photos else heldout[0][:64]
+        runners: dict[str, Runner] = {}
+        skipped: dict[str, str] = {}
+        for path in candidates:
+            say(f"preparing {path}")
+            try:
+                runners[path] = build(model, path, tmp, calibration)
+            except Exception as exc:  # a path that cannot run here is reported, not fatal
+                skipped[path] = f"skipped: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+        peer_runners = _peer_runners(model, peers, size, tmp, skipped, say)
+        for batch in batch_sizes:
+            rows = [PathResult(p, batch, size, note=skipped.get(p, "")) for p in candidates]
+            rows += [PathResult("onnxruntime", batch, size, impl=impl, note=skipped.get(impl, "")) for impl in peers]
+            report.results += rows
+        say("measuring accuracy on real images")
+        _measure_accuracy(report.results, runners, photo_images, heldout, report)
+        for batch in batch_sizes:
+            rows = [r for r in report.results if r.batch_size == batch]
+            x = np.random.default_rng(0).standard_normal((batch, chans, size, size), dtype=np.float32)
+            timed = [(r, (runners.get(r.path) if r.impl == "effnet" else peer_runners.get(r.impl))) for r in rows]
+            timed = [(r, run) for r, run in timed if run is not None]
+            say(f"batch {batch}: warming up and timing {len(timed)} paths, interleaved")
+            _time(timed, x, repeats, warmup)
+            _ratios_and_choice(rows, tolerance)
+
+
+def _peer_runners(model, peers, size, tmp, skipped, say) -> dict[str, Runner]:
+    from ..analysis.bench import _export_plain, peer_model
+
+    out: dict[str, Runner] = {}
+    name = getattr(getattr(model, "desc", None), "name", "")
+    for impl in peers:
+        say(f"preparing {impl} in ONNX Runtime")
+        peer = peer_model(impl, name)
+        if isinstance(peer, str):
+            skipped[impl] = f"skipped: {peer}"
+            continue
+        path = tmp / f"{impl}.onnx"
+        _export_plain(peer, path, torch.zeros(1, 3, size, size))
+        out[impl] = onnx_runner(path)
+    return out
+
+
+def _time(timed: list[tuple[PathResult, Runner]], x: np.ndarray, repeats: int, warmup: int) -> None:
+    for _, run in timed:
+        for _ in range(warmup):
+            run(x)
+    all_times, errors = time_interleaved([lambda run=run: run(x) for _, run in timed], repeats)
+    for (r, _), times, error in zip(timed, all_times, errors):
+        if error is not None:
+            r.note = f"skipped: {str(error).splitlines()[0][:200]}"
+            continue
+        r.median_ms = 1000 * float(np.median(times))
+        r.p95_ms = 1000 * float(np.percentile(times, 95))
+        r.throughput = r.batch_size * 1000 / r.median_ms
+
+
+def _ratios_and_choice(rows: Sequence[PathResult], tolerance: Tolerance) -> None:
+    ref = next((r for r in rows if r.impl == "effnet" and r.path == "eager" and r.ok), None)
+    peer = max((r.throughput for r in rows if r.impl != "effnet" and r.ok), default=None)
+    for r in rows:
+        if r.ok:
+            r.vs_fp32 = r.throughput / ref.throughput if ref else None
+            r.vs_best_peer = r.throughput / peer if peer else None
+    best = None
+    for r in rows:
+        if r.impl != "effnet" or not r.ok:
+            continue
+        why = tolerance.verdict(r.path, r.agreement, r.delta_points)
+        if why:
+            r.note = f"not chosen: {why}"
+        elif best is None or r.throughput > best.throughput:
+            best = r
+    if best is not None:
+        best.chosen = True
+
+
+# ----- the per-machine cache -----------------------------------------------------------------
+
+def cache_file() -> Path:
+    """``$EFFNET_PATHS_CACHE``, else ``$XDG_CACHE_HOME/effnet/paths.json`` (``~/.cache`` by default)."""
+    if os.environ.get("EFFNET_PATHS_CACHE"):
+        return Path(os.environ["EFFNET_PATHS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "effnet" / "paths.json"
+
+
+def model_identity(spec: str | Path, pretrained: bool = False) -> str:
+    """A model argument as a cache key: a file by its resolved path, size and modification time."""
+    p = Path(spec)
+    if p.is_file():
+        st = p.stat()
+        return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    return f"{spec}{':pretrained' if pretrained else ''}"
+
+
+@dataclass
+class PathCache:
+    """Chosen paths by model, batch size, resolution and machine, in one JSON file.
+
+    A file that cannot be read as such is ignored (``warning`` says why) and replaced on the next
+    :meth:`put`."""
+
+    file: Path = field(default_factory=cache_file)
+    warning: str = ""
+    entries: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.file = Path(self.file)
+        if not self.file.exists():
+            return
+        try:
+            data = json.loads(self.file.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+                raise ValueError("not an effnet path cache")
+            self.entries = data["entries"]
+        except (OSError, ValueError) as exc:
+            self.warning = f"ignoring the unreadable path cache {self.file} ({str(exc).splitlines()[0][:100]})"
+
+    @staticmethod
+    def key(model_id: str, batch_size: int, img_size: int, where: dict | None = None) -> str:
+        m = where or machine()
+        return json.dumps([model_id, batch_size, img_size, m["cpu"], m["flags_sha1"], m["cores"], m["torch"],
+                           m["onnxruntime"]])
+
+    def get(self, model_id: str, batch_size: int, img_size: int) -> dict | None:
+        return self.entries.get(self.key(model_id, batch_size, img_size))
+
+    def put(self, model_id: str, report: PathReport) -> None:
+        from ..fsutil import atomic_write_text
+
+        for r in report.results:
+            if r.chosen:
+                self.entries[self.key(model_id, r.batch_size, r.img_size, report.machine)] = {
+                    "path": r.path, "throughput": r.throughput, "vs_fp32": r.vs_fp32, "agreement": r.agreement,
+                    "delta_points": r.delta_points}
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.file, json.dumps({"format": "effnet.paths", "entries": self.entries}, indent=1) + "\n")
+        self.warning = ""
+
+
+# ----- reporting -----------------------------------------------------------------------------
+
+def _f(value, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def paths_table(report: PathReport) -> str:
+    """The per-path table with accuracy changes, the notes and the choice per batch size."""
+    head = ("path", "impl", "batch", "px", "p50 ms", "p95 ms", "img/s", "vs fp32", "vs best peer", "agree",
+            "held-out change (95% CI)")
+    rows = [head]
+    for r in report.results:
+        change = "-" if r.delta_points is None else (
+            f"{r.delta_points:+.2f} ({r.delta_ci[0]:+.2f}, {r.delta_ci[1]:+.2f})")
+        agree = "-" if r.agreement is None else f"{100 * r.agreement:.1f}%"
+        rows.append((r.path + (" *" if r.chosen else ""), r.impl, str(r.batch_size), str(r.img_size),
+                     _f(r.median_ms, ".2f"), _f(r.p95_ms, ".2f"), _f(r.throughput, ".1f"), _f(r.vs_fp32, ".2f", "x"),
+                     _f(r.vs_best_peer, ".2f", "x"), agree, change))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    n_agree = max((r.agreement_images for r in report.results), default=0)
+    lines.append(f"median of {report.repeats} interleaved timed batches per row; agree = top-1 agreement with "
+                 f"eager fp32 on {n_agree} views of scikit-image's sample photos" if n_agree else
+                 f"median of {report.repeats} interleaved timed batches per row")
+    if report.fp32_top1 is not None:
+        lo, hi = report.fp32_ci
+        n = max(r.heldout_images for r in report.results)
+        lines.append(f"held-out: {report.heldout_name}, {n} images; eager fp32 top-1 {100 * report.fp32_top1:.2f}% "
+                     f"({100 * lo:.2f}-{100 * hi:.2f}); change in points, paired bootstrap interval")
+    t = report.tolerance
+    lines.append(f"tolerance: agreement >= {100 * t.min_agreement:g}%; held-out drop <= {t.max_drop_points:g} "
+                 f"points (INT8: {t.int8_max_drop_points:g})")
+    for r in report.results:
+        if r.note:
+            lines.append(f"note: {r.impl} {r.path} batch {r.batch_size}: {r.note}")
+    for b in dict.fromkeys(r.batch_size for r in report.results):
+        c = report.choice(b)
+        peer = f", {c.vs_best_peer:.2f}x the best peer" if c and c.vs_best_peer else ""
+        lines.append(f"choice for batch {b}: {c.path} ({c.throughput:.1f} img/s, {c.vs_fp32:.2f}x eager fp32{peer})"
+                     if c else f"choice for batch {b}: none (no path ran within the tolerance)")
+    return "\n".join(lines)
+
+
+# ----- what the commands share ---------------------------------------------------------------
+
+#: ``effnet predict --path`` values and the candidate each runs (``eager`` is predict's own default:
+#: BatchNorm folded, channels_last).
+PREDICT_PATHS = {"eager": "channels_last", "onnxruntime": "onnxruntime", "int8": "int8", "bf16": "bf16"}
+#: ``effnet export --path`` values; every fp32 candidate exports as the fp32 ONNX model.
+EXPORT_OF = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32", "int8": "int8",
+             "bf16": "bf16"}
+
+
+def check_path(value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise EffnetError(f"unknown --path {value!r}; choose from {', '.join(allowed)}")
+    return value
+
+
+def labelled_arrays(source: str, model: nn.Module, img_size: int, seed: int = 0, eval_split: str = "test",
+                    eval_limit: int | None = None, calib_images: int = 200) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """(held-out images, labels) and INT8 calibration images (training images through the eval
+    transforms, as ``effnet quantize``) of a data source :func:`effnet.data.load_splits` reads."""
+    from torch.utils.data import DataLoader, Subset
+
+    from ..data import load_splits
+    from .quantize import _eval_view, dataset_batches
+
+    splits = load_splits(source, img_size=img_size, preprocessing=getattr(model, "preprocessing", None), seed=seed,
+                         augment="none")
+    if getattr(model, "num_classes", splits.num_classes) != splits.num_classes:
+        raise EffnetError(f"the model has {model.num_classes} classes but {source} has {splits.num_classes}; "
+                          "use a model fine-tuned on this data")
+    held = getattr(splits, eval_split)
+    if eval_limit is not None:
+        held = Subset(held, range(min(eval_limit, len(held))))
+    xs, ys = [], []
+    for x, y in DataLoader(held, batch_size=32, shuffle=False, num_workers=0):
+        xs.append(x.numpy())
+        ys.append(np.asarray(y))
+    if not xs:
+        raise EffnetError(f"the {eval_split} split of {source} is empty")
+    calib = np.concatenate(list(dataset_batches(_eval_view(splits.train, splits.val), calib_images)))
+    return (np.concatenate(xs), np.concatenate(ys)), calib
+
+
+def cached_or_measured(model: nn.Module, model_id: str, batch_size: int, img_size: int,
+                       cache: PathCache | None = None, repeats: int = 10) -> tuple[str, bool]:
+    """The cached choice for this model, batch size and resolution on this machine, or one measured
+    now (sample photos for accuracy, default candidates, no peers) and cached. Returns (path, measured)."""
+    cache = cache or PathCache()
+    hit = cache.get(model_id, batch_size, img_size)
+    if hit is not None:
+        return hit["path"], False
+    report = choose_paths(model, [batch_size], img_size, repeats=repeats, warmup=1)
+    chosen = report.choice(batch_size)
+    if chosen is None:
+        raise EffnetError("no inference path ran within the accuracy tolerance")
+    cache.put(model_id, report)
+    return chosen.path, True
