@@ -8,6 +8,7 @@ from pathlib import Path
 from .scale import add_coefficient_arguments
 from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, interrupt_on_sigterm, load_base,
                            print_verdict, study_options)
+from .study_arch import register as register_arch_strategies
 
 
 def register(subparsers) -> None:
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
     add_coefficient_arguments(x)
     add_study_arguments(x, out_default="runs/proxy-study")
     x.set_defaults(func=run_proxy)
+    register_arch_strategies(sub)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
