@@ -124,17 +124,21 @@ def fake_training(monkeypatch):
 def test_command_compares_strategies_and_resumes(tmp_path, capsys, fake_training):
     out = tmp_path / "cmp"
     args = ["--data", "synthetic", "--limit-per-class", "6", "--img-size", "32", "--target-macs", "8M",
-            "--strategies", "rl,random", "--search-seeds", "2", "--trials", "3", "--seeds", "2", "--out", str(out),
+            "--strategies", "rl,random", "--search-seeds", "2", "--trials", "2", "--seeds", "2", "--out", str(out),
             "--json", str(tmp_path / "s.json")]
     assert _cli(*args) == 0
     printed = capsys.readouterr().out.splitlines()
     trial_lines = [line for line in printed if " search seed " in line and ": trial " in line]
-    assert len(trial_lines) == 2 * 2 * 3
+    assert len(trial_lines) == 2 * 2 * 2
     summary = json.loads((tmp_path / "s.json").read_text())
-    assert summary["trials"] == 3 and summary["search_seeds"] == 2 and summary["finished"]
+    assert summary["trials"] == 2 and summary["search_seeds"] == 2 and summary["finished"]
     assert any(line == summary["verdict"] for line in printed)
     assert (out / "best_so_far.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "strategies.json").read_text())["settings"]["seeds"] == 2
+    # chosen on validation only: the studies keep validation outcomes per seed and score no test image
+    study = optuna.load_study(study_name="arch-efficientnet_b0-rl-search1", storage=f"sqlite:///{out / 'study.db'}")
+    attrs = study.trials[0].user_attrs
+    assert len(attrs["val_correct"].split()) == 2 and "test_correct" not in attrs
     assert _cli(*args) == 0  # resumed: every trial is already finished
     assert not [line for line in capsys.readouterr().out.splitlines() if ": trial " in line]
 

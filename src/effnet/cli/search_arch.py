@@ -76,9 +76,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def prepare(args: argparse.Namespace, strategy: str):
+def prepare(args: argparse.Namespace, strategy: str, *, score_test: bool = True):
     """Checks the options, reads the data once; returns the settings (for ``strategy``), the training
-    evaluator (seeds ``--seed`` .. ``--seed + --seeds - 1`` for every candidate) and the storage URL."""
+    evaluator (seeds ``--seed`` .. ``--seed + --seeds - 1`` for every candidate; test images scored
+    only with ``score_test``) and the storage URL."""
     from ..data import load_splits
     from ..search.arch_search import ArchSearchSettings, TrainEvaluator
     from ..search.storage import normalise_url
@@ -107,7 +108,8 @@ def prepare(args: argparse.Namespace, strategy: str):
         recipe=args.recipe, seeds=args.seeds,
     )
     evaluate = TrainEvaluator(splits, img_size=args.img_size, epochs=args.budget_epochs, batch_size=args.batch_size,
-                              recipe=args.recipe, seed=args.seed, max_steps=args.max_steps, seeds=args.seeds)
+                              recipe=args.recipe, seed=args.seed, max_steps=args.max_steps, seeds=args.seeds,
+                              score_test=score_test)
     return settings, evaluate, url
 
 

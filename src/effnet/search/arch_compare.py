@@ -168,6 +168,7 @@ def plot_best_so_far(summary: Mapping[str, Any], path: str | Path, *, title: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for s, runs in summary["runs"].items():
@@ -178,10 +179,11 @@ def plot_best_so_far(summary: Mapping[str, Any], path: str | Path, *, title: str
         x = np.arange(1, n + 1)
         ax.plot(x, np.nanmean(curves, axis=0), lw=1.6, label=f"{s} (mean of {len(runs)})")
         ax.fill_between(x, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("best reward so far  ACC x (MACs/T)^w")
-    ax.set_title(title or f"best reward so far; band: lowest to highest of {summary['search_seeds']} search seed(s)",
-                 fontsize=9)
+    band = f"band: lowest to highest of {summary['search_seeds']} search seed(s)"
+    ax.set_title(f"{title}\n{band}" if title else f"best reward so far; {band}", fontsize=8)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -200,5 +202,9 @@ def write_comparison(summary: Mapping[str, Any], out_dir: str | Path,
         data["settings"] = {k: v for k, v in settings.to_dict().items() if k != "strategy"}
     paths = {"summary": out / "strategies.json", "plot": out / "best_so_far.png"}
     atomic_write_text(paths["summary"], json.dumps(data, indent=2) + "\n")
-    plot_best_so_far(summary, paths["plot"])
+    title = "" if settings is None else (
+        f"best reward so far: {settings.base} space at {settings.img_size} px, T = {settings.target_macs / 1e6:g}M "
+        f"MACs, w = {settings.w}\n{settings.data or 'data n/a'}, {settings.budget_epochs} epoch(s) x "
+        f"{settings.seeds} training seed(s)")
+    plot_best_so_far(summary, paths["plot"], title=title)
     return paths

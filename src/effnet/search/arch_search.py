@@ -385,19 +385,36 @@ class SyntheticAccuracy:
         return {"accuracy": self.accuracy(self.space.encode(desc))}
 
 
+class NoImages(torch.utils.data.Dataset):
+    """An empty split (``quick_train`` scores a test split only when it has images)."""
+
+    targets: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, index: int):
+        raise IndexError(index)
+
+
 class TrainEvaluator:
     """Scores a description by training it briefly with :func:`effnet.train.quick_train`
     under one of :data:`effnet.search.recipes.PROXY_RECIPES`; the accuracy is on ``splits.val``.
 
     With ``seeds`` > 1 it trains with seeds ``seed .. seed + seeds - 1`` (the same seeds for every
-    architecture, so rewards are compared on matched runs) and the accuracy is their mean.
+    architecture, so rewards are compared on matched runs) and the accuracy is their mean. Every run
+    also reports which validation (and, with ``score_test``, test) images it got right.
     """
 
     def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "short",
                  lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False,
-                 seeds: int = 1) -> None:
+                 seeds: int = 1, score_test: bool = True) -> None:
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"number of seeds must be an integer >= 1, got {seeds!r}")
+        if not score_test:
+            from dataclasses import replace as replace_field
+
+            splits = replace_field(splits, test=NoImages())
         self.splits = splits
         self.seeds = seeds
         self.recipe = check_recipe(recipe)
