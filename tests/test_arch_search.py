@@ -12,7 +12,7 @@ import torch
 
 from effnet.arch import Network, cost, scale
 from effnet.search.arch_search import (
-    CONTROLLER_ATTR, ArchSearchSettings, SyntheticAccuracy, best_description, count_finished, open_study,
+    CONTROLLER_ATTR, ArchSearchSettings, SyntheticAccuracy, analyse_search, best_description, count_finished, open_study,
     pareto_front, run_arch_search, study_controller, trial_rows, write_outputs,
 )
 from effnet.search.arch_space import reward
@@ -293,7 +293,7 @@ def test_command_searches_with_real_training_on_synthetic_data(tmp_path, capsys)
             "--strategy", "rl"]
     assert _cli(*args) == 0
     printed = capsys.readouterr().out
-    assert "best trial" in printed and printed.count("trial ") >= 3
+    assert "highest reward trial" in printed and printed.count("trial ") >= 3
     best = Network.load(out / "best.json")
     import effnet
 
@@ -335,3 +335,109 @@ def test_command_refuses_a_study_made_with_other_settings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "other settings" in err and "target_macs" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# ----- paired statistics in the report -------------------------------------------------------
+
+class PlantedPerImage:
+    """Each image of each training seed is right with probability ``accuracy(choices, split)``, drawn
+    independently per architecture (fixed seeds: the same architecture always scores the same)."""
+
+    def __init__(self, space, accuracy, *, seeds=2, images=300) -> None:
+        self.space, self.accuracy, self.seeds, self.images = space, accuracy, seeds, images
+
+    def __call__(self, desc):
+        import numpy as np
+
+        choices = self.space.encode(desc)
+        out = {}
+        for split in ("val", "test"):
+            p = self.accuracy(choices, split)
+            rng = np.random.default_rng([*choices, 0 if split == "val" else 1])
+            out[f"{split}_correct"] = [rng.random(self.images) < p for _ in range(self.seeds)]
+        out["accuracy"] = float(np.mean(out["val_correct"]))
+        return out
+
+
+def _planted_search(accuracy, *, seeds=2, n_trials=6, **kw):
+    s = settings(strategy="random", include_base=True, seeds=seeds, **kw)
+    base = s.space().base_choices()
+    study = run_arch_search(s, PlantedPerImage(s.space(), lambda c, split: accuracy(c == base, split), seeds=seeds),
+                            n_trials=n_trials, seed=7)
+    return s, study
+
+
+def test_report_separates_a_planted_accuracy_difference():
+    s, study = _planted_search(lambda is_base, split: 0.85 if is_base else 0.55, w=0.0)
+    summary = analyse_search(study, s, draws=500)
+    assert summary["decided"] and summary["winner"] == 0 and summary["indistinguishable"] == [0]
+    rows = {r["trial"]: r for r in summary["candidates"]}
+    assert len(rows) == 6 and rows[0]["is_best"] and rows[0]["base"]
+    for t, r in rows.items():
+        if t != 0:
+            assert r["accuracy_diff_to_best_ci_high"] < 0 and r["reward_diff_to_best_ci_high"] < 0
+            assert not r["indistinguishable_from_best"]
+    assert summary["verdict"].startswith("Trial 0 has the best reward")
+    assert rows[0]["accuracy_ci_low"] < rows[0]["accuracy"] < rows[0]["accuracy_ci_high"]
+
+
+def test_reward_interval_is_the_accuracy_interval_times_the_exact_macs_factor():
+    s, study = _planted_search(lambda is_base, split: 0.7)
+    for r in analyse_search(study, s, draws=300)["candidates"]:
+        f = (r["macs"] / TARGET) ** s.w
+        assert r["reward"] == pytest.approx(r["accuracy"] * f)
+        assert (r["reward_ci_low"], r["reward_ci_high"]) == pytest.approx((r["accuracy_ci_low"] * f,
+                                                                           r["accuracy_ci_high"] * f))
+
+
+def test_identical_candidates_are_indistinguishable_and_no_winner_is_crowned(tmp_path):
+    # every architecture gets the same per-image outcomes and w = 0: the rewards are equal by construction
+    s = settings(strategy="random", include_base=True, seeds=2, w=0.0)
+
+    def same(desc):
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        val = [rng.random(200) < 0.6 for _ in range(2)]
+        return {"accuracy": float(np.mean(val)), "val_correct": val}
+
+    study = run_arch_search(s, same, n_trials=5, seed=8)
+    summary = analyse_search(study, s, draws=300)
+    assert not summary["decided"] and summary["winner"] is None
+    assert sorted(summary["indistinguishable"]) == [0, 1, 2, 3, 4]
+    cheapest = min(summary["candidates"], key=lambda r: r["macs"])
+    assert summary["pick"] == cheapest["trial"]
+    first = write_outputs(study, tmp_path, s, summary)["markdown"].read_text().splitlines()[0]
+    assert first.startswith("Not decided: 5 of 5 candidates") and "no winner is named" in first
+    assert f"trial {cheapest['trial']}" in first and "a pick by cost" in first
+    assert json.loads((tmp_path / "search.json").read_text())["winner"] is None
+
+
+def test_winner_is_chosen_on_validation_and_test_accuracy_is_only_reported():
+    # the base is best on validation and worst on test: it is still the one chosen
+    s, study = _planted_search(lambda is_base, split: (0.9 if split == "val" else 0.3) if is_base else 0.5, w=0.0)
+    summary = analyse_search(study, s, draws=300)
+    assert summary["winner"] == 0
+    rows = {r["trial"]: r for r in summary["candidates"]}
+    assert rows[0]["test_accuracy"] < min(r["test_accuracy"] for t, r in rows.items() if t != 0)
+    assert "not used to choose" in summary["verdict"]
+
+
+def test_report_compares_the_top_candidates_and_the_base():
+    s, study = _planted_search(lambda is_base, split: 0.2 if is_base else 0.6, n_trials=8, w=0.0)
+    summary = analyse_search(study, s, top=3, draws=200)
+    assert [r["trial"] for r in summary["candidates"]][-1] == 0 and len(summary["candidates"]) == 4
+
+
+def test_report_without_per_image_predictions_names_no_winner():
+    s = settings(strategy="random")
+    study = run_arch_search(s, SyntheticAccuracy(s.space(), seed=1), n_trials=4, seed=1)
+    summary = analyse_search(study, s)
+    assert summary["verdict"].startswith("Not decided: the trials carry no per-image predictions")
+    assert summary["winner"] is None
+
+
+def test_evaluator_with_per_image_results_for_the_wrong_number_of_seeds_fails_the_trial():
+    s = settings(strategy="random", seeds=2)
+    study = run_arch_search(s, lambda desc: {"accuracy": 0.5, "val_correct": [[1, 0, 1]]}, n_trials=1)
+    assert study.trials[0].state.name == "FAIL" and "for 1 seed(s); expected 2" in study.trials[0].user_attrs["error"]

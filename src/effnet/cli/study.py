@@ -8,6 +8,7 @@ from pathlib import Path
 from .scale import add_coefficient_arguments
 from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, interrupt_on_sigterm, load_base,
                            print_verdict, study_options)
+from .study_arch import register as register_arch_strategies
 
 
 TRANSFER_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -59,6 +60,7 @@ def register(subparsers) -> None:
                    help=f"registered networks with offline ImageNet weights (default {','.join(TRANSFER_MODELS)})")
     add_study_arguments(t, out_default="runs/transfer-study", data_default="elpv", img_size_default=128)
     t.set_defaults(func=run_transfer, seeds=3)
+    register_arch_strategies(sub)
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:

@@ -48,8 +48,11 @@ from .tables import Column, fixed, millions, plain, to_csv, to_markdown
 STRATEGIES = ("rl", "tpe", "nsga2", "random")
 KIND = "arch-search"
 CONTROLLER_ATTR = "effnet.arch_search.controller"
-#: An evaluator scores one description; it returns at least ``{"accuracy": float in [0, 1]}``.
-Evaluator = Callable[[Network], Mapping[str, float]]
+#: An evaluator scores one description; it returns at least ``{"accuracy": float in [0, 1]}``, and,
+#: for the paired statistics of the report, ``val_correct`` (and ``test_correct``): per training
+#: seed, 1/0 per image of the split, the same images in the same order for every description.
+Evaluator = Callable[[Network], Mapping[str, Any]]
+PER_IMAGE = ("val_correct", "test_correct")
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,30 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
     return study
 
 
+def pack_correct(per_seed: Sequence[Sequence[Any]], seeds: int) -> str:
+    """Per-seed 1/0 vectors as one attribute: :func:`effnet.search.study.pack` of each, space-separated."""
+    import numpy as np
+
+    from .study import pack
+
+    if isinstance(per_seed, (str, bytes)) or len(per_seed) != seeds:
+        raise ValueError(f"evaluator returned per-image results for {len(per_seed)} seed(s); expected {seeds}")
+    packed = []
+    for v in per_seed:
+        arr = np.asarray(v).ravel()
+        if arr.size == 0 or not np.all((arr == 0) | (arr == 1)):
+            raise ValueError("evaluator returned per-image results that are not a non-empty list of 1/0")
+        packed.append(pack(arr.astype(np.int64)))
+    return " ".join(packed)
+
+
+def unpack_correct(text: str) -> list[Any]:
+    """The per-seed 1/0 vectors (floats) stored by :func:`pack_correct`."""
+    from .study import unpack
+
+    return [unpack(part).astype(float) for part in text.split()]
+
+
 def count_finished(study: optuna.Study) -> int:
     """Complete trials plus trials the evaluator failed.
 
@@ -295,6 +322,7 @@ def run_arch_search(settings: ArchSearchSettings, evaluate: Evaluator, *, n_tria
             acc = float(metrics.pop("accuracy"))
             if not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
                 raise ValueError(f"evaluator returned accuracy {acc!r}; expected a number in [0, 1]")
+            per_image = {k: pack_correct(metrics.pop(k), settings.seeds) for k in PER_IMAGE if k in metrics}
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
@@ -304,6 +332,8 @@ def run_arch_search(settings: ArchSearchSettings, evaluate: Evaluator, *, n_tria
         r = reward(acc, c.macs, settings.target_macs, settings.w)
         trial.set_user_attr("accuracy", acc)
         trial.set_user_attr("reward", r)
+        for k, v in per_image.items():
+            trial.set_user_attr(k, v)
         for k, v in metrics.items():
             if isinstance(v, (int, float, str, bool)) and k not in ("macs", "params"):
                 trial.set_user_attr(k, v)
@@ -355,37 +385,61 @@ class SyntheticAccuracy:
         return {"accuracy": self.accuracy(self.space.encode(desc))}
 
 
+class NoImages(torch.utils.data.Dataset):
+    """An empty split (``quick_train`` scores a test split only when it has images)."""
+
+    targets: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getitem__(self, index: int):
+        raise IndexError(index)
+
+
 class TrainEvaluator:
     """Scores a description by training it briefly with :func:`effnet.train.quick_train`
     under one of :data:`effnet.search.recipes.PROXY_RECIPES`; the accuracy is on ``splits.val``.
 
     With ``seeds`` > 1 it trains with seeds ``seed .. seed + seeds - 1`` (the same seeds for every
-    architecture, so rewards are compared on matched runs) and the accuracy is their mean.
+    architecture, so rewards are compared on matched runs) and the accuracy is their mean. Every run
+    also reports which validation (and, with ``score_test``, test) images it got right.
     """
 
     def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "short",
                  lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False,
-                 seeds: int = 1) -> None:
+                 seeds: int = 1, score_test: bool = True) -> None:
         if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"number of seeds must be an integer >= 1, got {seeds!r}")
+        if not score_test:
+            from dataclasses import replace as replace_field
+
+            splits = replace_field(splits, test=NoImages())
         self.splits = splits
         self.seeds = seeds
         self.recipe = check_recipe(recipe)
         self.kwargs = dict(img_size=img_size, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
                            progress=progress, **quick_train_options(recipe, lr))
 
-    def __call__(self, desc: Network) -> dict[str, float]:
+    def __call__(self, desc: Network) -> dict[str, Any]:
+        import numpy as np
+
         from ..train import quick_train
 
         runs = []
         for k in range(self.seeds):
             kwargs = dict(self.kwargs, seed=self.kwargs["seed"] + k)
-            runs.append(quick_train(headless(desc, self.recipe), self.splits, **kwargs))
+            runs.append(quick_train(headless(desc, self.recipe), self.splits, predictions=True, **kwargs))
         accs = [float(r["val_acc"]) for r in runs]
         if not all(math.isfinite(a) for a in accs):
             raise RuntimeError("training diverged (validation accuracy is not finite)")
-        out = {"accuracy": sum(accs) / len(accs), "train_time_s": sum(float(r["train_time_s"]) for r in runs),
-               "steps": sum(int(r["steps"]) for r in runs), "train_loss": float(runs[-1]["train_loss"])}
+        out: dict[str, Any] = {
+            "accuracy": sum(accs) / len(accs), "train_time_s": sum(float(r["train_time_s"]) for r in runs),
+            "steps": sum(int(r["steps"]) for r in runs), "train_loss": float(runs[-1]["train_loss"])}
+        for split in ("val", "test"):
+            if all(f"{split}_pred" in r for r in runs):
+                out[f"{split}_correct"] = [np.asarray(r[f"{split}_pred"]) == np.asarray(r[f"{split}_target"])
+                                           for r in runs]
         if self.seeds > 1:
             out["accuracy_per_seed"] = " ".join(f"{a:.4f}" for a in accs)
         return out
@@ -447,6 +501,98 @@ def best_description(study: optuna.Study, name: str | None = None) -> Network:
     return desc.replace(name=name or f"{study.study_name}-best")
 
 
+def analyse_search(study: optuna.Study, settings: ArchSearchSettings, *, top: int = 10,
+                   draws: int = 2000) -> dict[str, Any]:
+    """Paired statistics of the ``top`` candidates by reward (and the base network).
+
+    Per candidate: validation accuracy with its 95% interval (two-level bootstrap over seeds and
+    images), the paired difference in accuracy to the best-reward candidate, the reward with the
+    interval its accuracy implies (the MACs factor ``(MACs / T) ** w`` is exact), and whether its
+    reward is indistinguishable from the best (simultaneous bound, :func:`effnet.search.stats.compare_scaled`).
+    The choice is made on validation images; test accuracy is reported beside it and never used to
+    choose. A winner is named only when it alone is left after the indistinguishable set is taken;
+    otherwise the verdict names the set and its cheapest member as a pick by cost.
+    """
+    from . import stats
+
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"number of top candidates must be a positive integer, got {top!r}")
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "reward" in t.user_attrs]
+    if not done:
+        raise ValueError(f"study {study.study_name!r} has no complete trials yet")
+    ranked = sorted(done, key=lambda t: (-t.user_attrs["reward"], t.number))
+    chosen = ranked[:top] + [t for t in ranked[top:] if t.user_attrs.get("is_base")]
+    rows = [{"trial": t.number, "base": bool(t.user_attrs.get("is_base")), "architecture": t.user_attrs.get("code", ""),
+             "macs": t.user_attrs["macs"], "params": t.user_attrs["params"],
+             "macs_factor": (t.user_attrs["macs"] / settings.target_macs) ** settings.w,
+             "accuracy": t.user_attrs["accuracy"], "reward": t.user_attrs["reward"]} for t in chosen]
+    summary: dict[str, Any] = {
+        "study": study.study_name, "strategy": settings.strategy, "complete_trials": len(done), "compared": len(rows),
+        "seeds": settings.seeds, "draws": draws, "best": chosen[0].number, "winner": None, "pick": None,
+        "indistinguishable": None, "decided": False, "candidates": rows,
+        "selection": "chosen on validation images; test accuracy is reported separately and never used to choose"}
+    if any("val_correct" not in t.user_attrs for t in chosen):
+        summary["verdict"] = (f"Not decided: the trials carry no per-image predictions, so no interval can be computed; "
+                              f"trial {chosen[0].number} has the highest reward ({rows[0]['reward']:.4f}, a point "
+                              "estimate) and no winner is named.")
+        return summary
+    names = [str(r["trial"]) for r in rows]
+    val = [unpack_correct(t.user_attrs["val_correct"]) for t in chosen]
+    factors = [r["macs_factor"] for r in rows]
+    rew = stats.compare_scaled(names, val, factors, draws=draws, seed=0)
+    best = rew.best
+    acc = stats.compare(names, val, baseline=best, draws=draws, seed=0)
+    for i, r in enumerate(rows):
+        d_lo, d_hi = acc.diff_to_baseline_ci[i]
+        r.update(accuracy=acc.mean[i], accuracy_ci_low=acc.ci[i][0], accuracy_ci_high=acc.ci[i][1],
+                 accuracy_diff_to_best=acc.diff_to_baseline[i], accuracy_diff_to_best_ci_low=d_lo,
+                 accuracy_diff_to_best_ci_high=d_hi, accuracy_diff_p_holm=acc.p_vs_baseline_holm[i],
+                 reward=rew.mean[i], reward_ci_low=rew.ci[i][0], reward_ci_high=rew.ci[i][1],
+                 reward_diff_to_best=rew.diff_to_best[i], reward_diff_to_best_ci_low=rew.diff_to_best_ci[i][0],
+                 reward_diff_to_best_ci_high=rew.diff_to_best_ci[i][1],
+                 indistinguishable_from_best=rew.indistinguishable[i], is_best=i == best)
+    test = None
+    if all("test_correct" in t.user_attrs for t in chosen):
+        test = stats.compare(names, [unpack_correct(t.user_attrs["test_correct"]) for t in chosen], draws=draws, seed=1)
+        for i, r in enumerate(rows):
+            r.update(test_accuracy=test.mean[i], test_ci_low=test.ci[i][0], test_ci_high=test.ci[i][1])
+    same = [i for i in range(len(rows)) if rew.indistinguishable[i]]
+    pick = min(same, key=lambda i: (rows[i]["macs"], -rows[i]["reward"]))
+    scope = (f"{len(rows)} candidates (the top {min(top, len(done))} of {len(done)} complete trials by reward"
+             f"{' and the base' if len(rows) > min(top, len(done)) else ''}), {settings.seeds} paired seed(s) x "
+             f"{'/'.join(str(n) for n in sorted(set(rew.images)))} validation images, {draws} bootstrap draws"
+             + ("; one seed: seed-to-seed noise is not covered" if settings.seeds == 1 else ""))
+    b = rows[best]
+    tested = (f"; its test accuracy {b['test_accuracy']:.4f} (95% CI {b['test_ci_low']:.4f} to {b['test_ci_high']:.4f}) "
+              "is not used to choose" if test is not None else "")
+    if rew.winner is not None:
+        verdict = (f"Trial {b['trial']} has the best reward, {b['reward']:.4f} (95% CI {b['reward_ci_low']:.4f} to "
+                   f"{b['reward_ci_high']:.4f}), separated from the other {len(rows) - 1} candidate(s); validation "
+                   f"accuracy {b['accuracy']:.4f} (95% CI {b['accuracy_ci_low']:.4f} to {b['accuracy_ci_high']:.4f})"
+                   f"{tested}.")
+    else:
+        p = rows[pick]
+        verdict = (f"Not decided: {len(same)} of {len(rows)} candidates have rewards indistinguishable from the best "
+                   f"(trials {', '.join(str(rows[i]['trial']) for i in same)}); no winner is named. The cheapest of "
+                   f"them, trial {p['trial']} ({p['macs'] / 1e6:.1f}M MACs, reward {p['reward']:.4f}), is a pick by "
+                   "cost among candidates that cannot be told apart, not a winner.")
+    summary.update(verdict=f"{verdict} [{scope}]", scope=scope, decided=rew.winner is not None,
+                   best=b["trial"], winner=b["trial"] if rew.winner is not None else None, pick=rows[pick]["trial"],
+                   indistinguishable=[rows[i]["trial"] for i in same], range_bound=rew.range_bound)
+    return summary
+
+
+def _with_intervals(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` plus each ``X_ci_low``/``X_ci_high`` pair as one ``X_ci`` text, for the Markdown table."""
+    out = dict(row)
+    for key in list(row):
+        if key.endswith("_ci_low") and row[key] is not None:
+            stem = key[: -len("_ci_low")]
+            signed = "+" if "diff" in stem else ""
+            out[f"{stem}_ci"] = f"{row[key]:{signed}.4f} to {row[stem + '_ci_high']:{signed}.4f}"
+    return out
+
+
 def _yes(v: Any) -> str:
     return "yes" if v else ""
 
@@ -464,6 +610,25 @@ COLUMNS = (
     Column("train_time_s", "train s", fixed(1)),
     Column("architecture", "architecture (per stage)", plain),
     Column("error", "error", plain),
+)
+
+
+#: The top candidates' paired statistics (:func:`analyse_search`).
+TOP_COLUMNS = (
+    Column("trial", "trial"),
+    Column("base", "base", _yes),
+    Column("macs", "MACs (M mult-adds)", millions),
+    Column("accuracy", "val. accuracy", fixed(4)),
+    Column("accuracy_ci", "95% CI", plain),
+    Column("accuracy_diff_to_best", "acc. - best's", lambda v: "" if v is None else f"{v:+.4f}"),
+    Column("accuracy_diff_to_best_ci", "95% CI", plain),
+    Column("reward", "reward", fixed(4)),
+    Column("reward_ci", "95% CI", plain),
+    Column("indistinguishable_from_best", "reward same as best",
+           lambda v: {None: "", True: "yes", False: "no"}[v]),
+    Column("test_accuracy", "test accuracy (not used to choose)", fixed(4)),
+    Column("test_ci", "95% CI", plain),
+    Column("architecture", "architecture (per stage)", plain),
 )
 
 
@@ -504,22 +669,31 @@ def plot_accuracy_vs_macs(rows: list[dict[str, Any]], path: str | Path, *, targe
     plt.close(fig)
 
 
-def write_outputs(study: optuna.Study, out_dir: str | Path, settings: ArchSearchSettings) -> dict[str, Path]:
-    """``best.json`` (a description for ``effnet train``/``effnet scale``), ``trials.csv``,
-    ``trials.md`` and ``accuracy_vs_macs.png`` in ``out_dir``."""
+def write_outputs(study: optuna.Study, out_dir: str | Path, settings: ArchSearchSettings,
+                  summary: Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """``best.json`` (the highest-reward description, for ``effnet train``/``effnet scale``),
+    ``search.json`` (:func:`analyse_search`, or ``summary`` when given), ``trials.csv``, ``trials.md``
+    (the verdict first, then the top candidates' statistics, then every trial) and
+    ``accuracy_vs_macs.png`` in ``out_dir``."""
     out = Path(out_dir)
     rows = trial_rows(study)
+    summary = summary if summary is not None else analyse_search(study, settings)
     paths = {"best": out / "best.json", "csv": out / "trials.csv", "markdown": out / "trials.md",
-             "plot": out / "accuracy_vs_macs.png"}
+             "plot": out / "accuracy_vs_macs.png", "summary": out / "search.json"}
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
     desc = best_description(study)
     atomic_write_text(paths["best"], desc.to_json() + "\n")
     atomic_write_text(paths["csv"], to_csv(rows, COLUMNS))
     n_done = sum(r["reward"] is not None for r in rows)
+    top = (f"Top {summary['compared']} candidates by reward, paired statistics ({summary['selection']}); "
+           "'acc. - best's' is the paired difference in validation accuracy to the best-reward candidate, and "
+           "'reward same as best' uses a simultaneous 95% bound over the candidates compared.\n\n"
+           + to_markdown([_with_intervals(r) for r in summary["candidates"]], TOP_COLUMNS) + "\nEvery trial:\n\n")
     header = (f"Architecture search `{study.study_name}`: strategy {settings.strategy}, base {settings.base}, "
               f"{settings.img_size} px, target T = {settings.target_macs} MACs (multiply-adds), w = {settings.w}, "
               f"data {settings.data or 'n/a'}, {settings.budget_epochs} epoch(s) per trial ({settings.recipe} recipe); "
               f"{n_done} complete trial(s), accuracy the mean of {settings.seeds} seed(s) each.\n\n")
-    atomic_write_text(paths["markdown"], header + to_markdown(rows, COLUMNS))
+    atomic_write_text(paths["markdown"], summary["verdict"] + "\n\n" + header + top + to_markdown(rows, COLUMNS))
     plot_accuracy_vs_macs(rows, paths["plot"], target_macs=settings.target_macs,
                           title=f"{study.study_name}: {settings.strategy}, {settings.img_size} px, {n_done} trials")
     return paths

@@ -154,9 +154,28 @@ class Comparison:
 def compare(names: Sequence[str], correct: Sequence[Sequence[Sequence[float]]], *, baseline: int | None = None,
             draws: int = DEFAULT_DRAWS, seed: int = 0, alpha: float = ALPHA) -> Comparison:
     """Means, intervals, paired differences to the best and the baseline, the indistinguishable set."""
-    mats = _matrices(correct)
+    return _compare(names, _matrices(correct), None, baseline, draws, seed, alpha)
+
+
+def compare_scaled(names: Sequence[str], correct: Sequence[Sequence[Sequence[float]]], factors: Sequence[float], *,
+                   baseline: int | None = None, draws: int = DEFAULT_DRAWS, seed: int = 0,
+                   alpha: float = ALPHA) -> Comparison:
+    """:func:`compare` of ``factors[c] * accuracy_c`` (a known, noise-free factor per candidate, such
+    as an architecture search's ``(MACs / T) ** w``): the intervals, the best, the paired differences
+    and the indistinguishable set are those of the scaled scores, on the same bootstrap draws as
+    :func:`compare` with the same seed. McNemar's test stays on the unscaled per-image outcomes."""
+    f = np.asarray(factors, dtype=float)
+    if f.shape != (len(names),) or not np.all(np.isfinite(f)) or np.any(f <= 0):
+        raise ValueError("every candidate needs one finite, positive factor")
+    return _compare(names, _matrices(correct), f, baseline, draws, seed, alpha)
+
+
+def _compare(names: Sequence[str], mats: list[np.ndarray], factors: np.ndarray | None, baseline: int | None,
+             draws: int, seed: int, alpha: float) -> Comparison:
     acc = point_estimates(mats)
     boot = bootstrap(mats, draws, seed)
+    if factors is not None:
+        acc, boot = acc * factors, boot * factors[None, :]
     n = len(names)
     best = int(np.argmax(acc))  # ties: the first (callers list cheaper or reference candidates first)
     centred = boot - acc[None, :]
@@ -210,3 +229,18 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
 
     tau = kendalltau(x, y).statistic
     return float(tau) if tau is not None and math.isfinite(tau) else 0.0
+
+
+def mean_interval(values: Sequence[float], alpha: float = ALPHA) -> dict[str, Any]:
+    """Mean of a few independent values (e.g. one per search seed) with Student's t interval;
+    ``ci_low``/``ci_high``/``half_width`` are None for a single value (no spread to estimate)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError("need at least one finite value")
+    mean = float(x.mean())
+    if x.size < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "half_width": None, "n": 1}
+    half = float(t.ppf(1 - alpha / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half, "n": int(x.size)}
