@@ -10,7 +10,7 @@ import torch
 import effnet
 import effnet.cli as cli
 from effnet.arch import get_network, scale
-from effnet.deploy.export import (ExportConv2dSame, export_onnx, export_torchscript, prepare_for_export,
+from effnet.deploy.export import (export_onnx, export_torchscript, prepare_for_export,
                                   verify_onnx, verify_torchscript)
 
 SIZES = [(1, 64, 64), (2, 250, 333), (1, 47, 61)]
@@ -33,15 +33,33 @@ def tiny_model(padding: str = "symmetric", seed: int = 0, **kwargs) -> torch.nn.
     return model
 
 
-def test_export_conv_same_equals_tf_same_padding_at_odd_and_even_sizes():
+def test_same_padding_exports_as_one_conv_with_auto_pad_and_no_shape_arithmetic(tmp_path):
     model = tiny_model("same")
-    ready = prepare_for_export(model)
-    assert any(isinstance(m, ExportConv2dSame) for m in ready.modules())
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ready.modules())
-    for h, w in [(64, 64), (65, 63), (33, 50)]:
-        x = torch.randn(1, 3, h, w)
-        with torch.inference_mode():
-            assert torch.allclose(model(x), ready(x), atol=1e-5), (h, w)
+    path = export_onnx(model, tmp_path / "m.onnx", example_size=64)
+    nodes = onnx.load(str(path)).graph.node
+    ops = {n.op_type for n in nodes}
+    assert not ops & {"Pad", "Shape", "Gather", "Slice", "Concat"}, ops
+    strided = [n for n in nodes if n.op_type == "Conv"
+               and any(a.name == "auto_pad" and a.s == b"SAME_UPPER" for a in n.attribute)]
+    assert strided, "the strided 'same' convolutions pad with auto_pad"
+    checks = verify_onnx(model, path, [(1, 64, 64), (2, 65, 63), (1, 33, 50)])
+    assert all(c.ok for c in checks), [c.line() for c in checks]
+
+
+def test_dynamo_exporter_still_exports_same_padding(tmp_path):
+    from effnet.nn import Conv2dSame
+
+    conv = torch.nn.Sequential(Conv2dSame(3, 4, 3, 2)).eval()
+    x = torch.randn(1, 3, 17, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(conv, (x,), str(tmp_path / "d.onnx"), dynamo=True)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.inference_mode():
+        assert torch.allclose(torch.from_numpy(out), conv(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("padding", ["symmetric", "same"])

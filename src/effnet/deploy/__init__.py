@@ -6,7 +6,7 @@ sessions, INT8 static quantisation, and top-k prediction on image files.
 _LAZY = {
     "fold_batchnorm": "export",
     "load_model_arg": "loading",
-    "ExportConv2dSame": "export", "export_onnx": "export", "export_torchscript": "export",
+    "export_onnx": "export", "export_torchscript": "export",
     "prepare_for_export": "export", "verify_onnx": "export", "verify_torchscript": "export",
     "check_sizes": "export", "Check": "export",
     "ort_session": "runtime", "run_session": "runtime",

@@ -2,11 +2,9 @@
 
 Before export BatchNorm is folded into the convolutions
 (:meth:`effnet.nn.EfficientNet.optimize_for_inference` without channels_last).
-Models with TensorFlow 'same' padding compute their padding from each input's size; the tracing
-ONNX exporter would freeze that padding at the example size, so :func:`prepare_for_export`
-swaps each :class:`effnet.nn.Conv2dSame` for :class:`ExportConv2dSame`, which expresses the same
-padding with shape-independent padding plus a size-dependent crop that the exporter records as
-graph operations.
+Models with TensorFlow 'same' padding compute their padding from each input's size; each
+:class:`effnet.nn.Conv2dSame` exports as one ONNX ``Conv`` with ``auto_pad="SAME_UPPER"``, which
+ONNX Runtime pads the same way at any input size (no shape arithmetic or ``Pad`` in the graph).
 """
 from __future__ import annotations
 
@@ -21,43 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fsutil import atomic_path
-from ..nn import Conv2dSame
 
 #: Tolerance on the largest absolute difference between exported and PyTorch outputs.
 TOLERANCE = 1e-4
 DEFAULT_OPSET = 17
-
-
-class ExportConv2dSame(nn.Conv2d):
-    """TF 'SAME' convolution (stride 2, odd kernel) in a form the ONNX tracer keeps dynamic.
-
-    For stride 2 and an odd kernel ``k``, 'SAME' pads ``(k-1)/2`` at the bottom/right always, and at
-    the top/left ``(k-1)/2`` for an odd size or one less for an even size. So: pad ``(k-1)/2`` on
-    every side, then drop the first row/column when the size is even, using ``index_select`` with
-    an index range computed from the traced shape.
-    """
-
-    @classmethod
-    def from_conv(cls, conv: Conv2dSame) -> "ExportConv2dSame":
-        kh, kw = conv.kernel_size
-        if conv.stride != (2, 2) or kh % 2 == 0 or kw % 2 == 0 or conv.dilation != (1, 1):
-            raise ValueError(f"cannot export a 'same' convolution with kernel {conv.kernel_size}, stride "
-                             f"{conv.stride}, dilation {conv.dilation}: only stride 2 with odd kernels is supported")
-        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, padding=0,
-                  groups=conv.groups, bias=conv.bias is not None)
-        new.weight = conv.weight
-        new.bias = conv.bias
-        return new
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kh, kw = self.kernel_size
-        x = F.pad(x, [(kw - 1) // 2, (kw - 1) // 2, (kh - 1) // 2, (kh - 1) // 2])
-        shape = torch._shape_as_tensor(x)  # traced, unlike x.shape's Python ints
-        h, w = shape[2], shape[3]
-        # the padded size has the input's parity (k - 1 is even)
-        x = torch.index_select(x, 2, torch.arange((h + 1) % 2, h, device=x.device))
-        x = torch.index_select(x, 3, torch.arange((w + 1) % 2, w, device=x.device))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -68,13 +33,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def prepare_for_export(model: nn.Module) -> nn.Module:
-    """An eval-mode copy with BatchNorm folded and 'same' convolutions made export-friendly."""
-    fused = fold_batchnorm(model)
-    for parent in list(fused.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, Conv2dSame):
-                setattr(parent, name, ExportConv2dSame.from_conv(child))
-    return fused
+    """An eval-mode copy with BatchNorm folded (NCHW weights)."""
+    return fold_batchnorm(model)
 
 
 def _io_names(model: nn.Module) -> tuple[list[str], dict[str, dict[int, str]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from functools import partial
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +26,58 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
     return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
 
 
+def _conv_same(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: List[int],
+               dilation: List[int], groups: int) -> torch.Tensor:
+    kh, kw = weight.shape[-2], weight.shape[-1]
+    ph = same_padding(x.shape[-2], kh, stride[0], dilation[0])
+    pw = same_padding(x.shape[-1], kw, stride[1], dilation[1])
+    if ph > 0 or pw > 0:
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+    return F.conv2d(x, weight, bias, stride, 0, dilation, groups)
+
+
+@torch.library.custom_op("effnet::conv2d_same", mutates_args=())
+def _conv2d_same_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int],
+                    dilation: list[int], groups: int) -> torch.Tensor:
+    """:func:`_conv_same` as one opaque operator, used only while exporting to ONNX (see
+    :func:`_onnx_conv_same`)."""
+    return _conv_same(x, weight, bias, stride, dilation, groups)
+
+
+@_conv2d_same_op.register_fake
+def _(x, weight, bias, stride, dilation, groups):
+    return x.new_empty((x.shape[0], weight.shape[0], -(-x.shape[2] // stride[0]), -(-x.shape[3] // stride[1])))
+
+
+_ONNX_REGISTERED: list[bool] = []
+
+
+def _onnx_conv_same() -> None:
+    """Teach the TorchScript ONNX exporter to write ``effnet::conv2d_same`` as one ``Conv`` with
+    ``auto_pad="SAME_UPPER"`` (TensorFlow's SAME: the odd extra row and column at the bottom/right),
+    instead of the shape arithmetic and ``Pad`` that tracing :func:`_conv_same` writes for inputs of
+    dynamic size (about 40 nodes per strided convolution)."""
+    if _ONNX_REGISTERED:
+        return
+    from torch.onnx import symbolic_helper
+
+    @symbolic_helper.parse_args("v", "v", "v", "is", "is", "i")
+    def symbolic(g, x, weight, bias, stride, dilation, groups):
+        kernel = weight.type().sizes()[-2:]
+        inputs = [x, weight] if symbolic_helper._is_none(bias) else [x, weight, bias]
+        return g.op("Conv", *inputs, auto_pad_s="SAME_UPPER", strides_i=stride, dilations_i=dilation,
+                    group_i=groups, kernel_shape_i=list(kernel))
+
+    torch.onnx.register_custom_op_symbolic("effnet::conv2d_same", symbolic, 11)  # opset 11 and later
+    _ONNX_REGISTERED.append(True)
+
+
 class Conv2dSame(nn.Conv2d):
     """Convolution with TensorFlow 'SAME' padding computed from each input's size.
 
     Odd extra padding goes to the bottom/right, as in TensorFlow. Written by hand because
-    PyTorch's ``padding="same"`` is limited to stride 1.
+    PyTorch's ``padding="same"`` is limited to stride 1. In ONNX export it is a single ``Conv``
+    with ``auto_pad="SAME_UPPER"``, which ONNX Runtime pads the same way at any input size.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -37,14 +85,17 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(*args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
-        kh, kw = self.kernel_size
-        sh, sw = self.stride
-        ph = same_padding(ih, kh, sh, self.dilation[0])
-        pw = same_padding(iw, kw, sw, self.dilation[1])
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        stride = [self.stride[0], self.stride[1]]
+        dilation = [self.dilation[0], self.dilation[1]]
+        if not torch.jit.is_scripting():
+            if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing():  # the TorchScript exporter, not dynamo's
+                return self._onnx_forward(x, stride, dilation)
+        return _conv_same(x, self.weight, self.bias, stride, dilation, self.groups)
+
+    @torch.jit.unused
+    def _onnx_forward(self, x: torch.Tensor, stride: List[int], dilation: List[int]) -> torch.Tensor:
+        _onnx_conv_same()
+        return torch.ops.effnet.conv2d_same(x, self.weight, self.bias, stride, dilation, self.groups)
 
 
 class MaxPool2dSame(nn.MaxPool2d):
