@@ -11,7 +11,7 @@ import functools
 
 from dataclasses import dataclass
 
-from .types import Block, Network
+from .types import Block, Network, Stage
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,18 @@ class _Counter:
 
 
 @functools.lru_cache(maxsize=65536)
-def _block_cost(b: Block, hw_in: tuple[int, int]) -> tuple[int, int, tuple[int, int]]:
-    """(params, multiply-adds, output size) of one block; searches cost many networks that share
-    most of their blocks, so each distinct (block, input size) is counted once."""
+def _stage_cost(stage: Stage, in_channels: int, divisor: int, hw_in: tuple[int, int]) -> tuple[int, int, tuple[int, int]]:
+    """(params, multiply-adds, output size) of one stage entered with ``in_channels`` at ``hw_in``.
+    Searches cost many networks that share most of their stages, so each distinct stage and input
+    is counted once (the key holds everything a block's cost depends on, not its position)."""
     c = _Counter()
-    hw = _block(c, b, hw_in)
+    hw, cin = hw_in, in_channels
+    for r in range(stage.repeats):
+        b = Block(index=0, stage=0, op=stage.op, in_channels=cin, out_channels=stage.out_channels,
+                  expand_ratio=stage.expand_ratio, kernel=stage.kernel, stride=stage.stride if r == 0 else 1,
+                  se_ratio=stage.se_ratio, skip=stage.skip, divisor=divisor)
+        hw = _block(c, b, hw)
+        cin = stage.out_channels
     return c.params, c.macs, hw
 
 
@@ -106,10 +113,12 @@ def cost(desc: Network, resolution: int | tuple[int, int] | None = None, in_chan
     c.conv(in_chans, desc.stem.out_channels, desc.stem.kernel, size)
     if desc.stem.pool:
         size = _down(size, 2)
-    for b in desc.blocks():
-        params, macs, size = _block_cost(b, size)
+    in_ch = desc.stem.out_channels
+    for stage in desc.stages:
+        params, macs, size = _stage_cost(stage, in_ch, desc.divisor, size)
         c.params += params
         c.macs += macs
+        in_ch = stage.out_channels
     if desc.head_channels is not None:
         c.conv(desc.stages[-1].out_channels, desc.head_channels, 1, size)
     if desc.num_classes:
