@@ -126,7 +126,7 @@ def test_architecture_search_evaluator_uses_the_same_recipes(spy):
     evaluate(get_network("efficientnet_b0").replace(num_classes=2))
     (desc, kwargs), = spy.calls
     assert desc.num_classes == 0 and kwargs == {"img_size": 32, "epochs": 1, "batch_size": 32, "seed": 0,
-                                                "max_steps": None, "progress": False,
+                                                "max_steps": None, "progress": False, "predictions": True,
                                                 **PROXY_RECIPES["short"]["train"]}
     with pytest.raises(ValueError, match="unknown training recipe"):
         ArchSearchSettings(target_macs=8e6, recipe="long")
