@@ -54,6 +54,16 @@ def test_a_planted_advantage_is_found_and_named():
     assert not summary["decided"] and "cannot be told apart" in summary["verdict"]
 
 
+def test_runs_whose_best_candidates_sit_at_chance_are_reported_as_learning_nothing():
+    at_chance = [dict(r, best_accuracy=0.1) for r in _records([0.1048, 0.1049])]
+    summary = summarise({"rl": at_chance, "random": [dict(r, best_accuracy=0.1) for r in _records([0.1, 0.104])]},
+                        n_trials=4, chance=0.1)
+    assert not summary["decided"] and not summary["learned"]
+    assert summary["verdict"].startswith("Nothing learned: every run's best candidate is at chance accuracy")
+    learned = summarise({"rl": _records([0.61, 0.66]), "random": _records([0.6, 0.65])}, n_trials=4, chance=0.1)
+    assert learned["learned"] and not learned["verdict"].startswith("Nothing learned")
+
+
 def test_one_search_seed_gives_no_interval_and_no_verdict_of_difference():
     summary = summarise({"rl": _records([0.9]), "random": _records([0.5])}, n_trials=4)
     assert not summary["decided"] and "one search seed: no interval" in summary["verdict"]

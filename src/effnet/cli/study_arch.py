@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     studies = run_strategy_comparison(settings, evaluate, strategies=strategies, search_seeds=args.search_seeds,
                                       n_trials=args.trials, storage=url, on_trial=report)
-    summary = compare_studies(studies, n_trials=args.trials)
+    summary = compare_studies(studies, n_trials=args.trials, chance=1.0 / settings.num_classes)
     paths = write_comparison(summary, Path(args.out), settings)
     print(summary["verdict"])
     for s, st in summary["per_strategy"].items():

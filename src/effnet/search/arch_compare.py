@@ -94,11 +94,13 @@ def _interval_text(d: Mapping[str, Any]) -> str:
 
 
 def summarise(records: Mapping[str, Sequence[Mapping[str, Any]]], *, n_trials: int,
-              reference: str | None = None) -> dict[str, Any]:
+              reference: str | None = None, chance: float | None = None) -> dict[str, Any]:
     """The comparison from ``records[strategy][search_seed]`` (:func:`run_record`): per strategy the best
     reward and its candidate's accuracy per search seed, their means with t intervals; per strategy
     other than ``reference`` (default ``random`` if present, else the first) the paired difference of
-    best rewards per search seed with its t interval; the verdict line first."""
+    best rewards per search seed with its t interval; the verdict line first. ``chance`` (the accuracy
+    of guessing, e.g. 1 / classes): when no run's best candidate beats it by a point, the verdict says
+    first that nothing learned, since rewards then differ only by their cost factor."""
     from .stats import mean_interval
 
     strategies = list(records)
@@ -147,17 +149,25 @@ def summarise(records: Mapping[str, Sequence[Mapping[str, Any]]], *, n_trials: i
         else:
             lines.append(f"{s} and {reference} cannot be told apart at {scope} ({detail})")
     verdict = "; ".join(lines)
-    out.update(decided=decided, finished=True, verdict=verdict[:1].upper() + verdict[1:] + ".")
+    verdict = verdict[:1].upper() + verdict[1:] + "."
+    best = max(r["best_accuracy"] for runs in records.values() for r in runs)
+    learned = chance is None or best is None or best > chance + 0.01
+    if not learned:
+        decided = False
+        verdict = (f"Nothing learned: every run's best candidate is at chance accuracy ({best:.3f}, chance "
+                   f"{chance:.3f}), so rewards differ only by their cost factor and this budget cannot compare "
+                   f"strategies. {verdict}")
+    out.update(decided=decided, finished=True, learned=learned, verdict=verdict)
     return out
 
 
 def compare_studies(studies: Mapping[tuple[str, int], optuna.Study], *, n_trials: int,
-                    reference: str | None = None) -> dict[str, Any]:
+                    reference: str | None = None, chance: float | None = None) -> dict[str, Any]:
     """:func:`summarise` of the studies :func:`run_strategy_comparison` returned."""
     strategies = list(dict.fromkeys(s for s, _ in studies))
     seeds = sorted({k for _, k in studies})
     return summarise({s: [run_record(studies[s, k], n_trials) for k in seeds] for s in strategies},
-                     n_trials=n_trials, reference=reference)
+                     n_trials=n_trials, reference=reference, chance=chance)
 
 
 def plot_best_so_far(summary: Mapping[str, Any], path: str | Path, *, title: str = "") -> Path:
