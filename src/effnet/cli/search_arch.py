@@ -100,7 +100,7 @@ def prepare(args: argparse.Namespace, strategy: str, *, score_test: bool = True)
 
     splits = load_splits(args.data, img_size=args.img_size, task=args.task, augment="none", seed=args.seed,
                          limit_per_class=args.limit_per_class)
-    data = args.data if args.data in ("elpv", "synthetic") else str(Path(args.data).resolve())
+    data = args.data if args.data in ("elpv", "fashion-mnist", "synthetic") else str(Path(args.data).resolve())
     data += f" (task {args.task}" + (f", {args.limit_per_class} per class" if args.limit_per_class else "") + ")"
     settings = ArchSearchSettings(
         target_macs=target_macs, base=args.base, strategy=strategy, w=args.w, img_size=args.img_size,
