@@ -378,3 +378,40 @@ def test_extra_worker_processes_log_at_the_commands_optuna_level(tmp_path):
     finally:
         optuna.logging.set_verbosity(before)
     assert path.read_text().split() == [str(optuna.logging.WARNING)] * 2
+
+
+def test_a_worker_that_looks_while_another_creates_the_study_joins_it():
+    """Worker B reads the study between worker A creating it and A marking it and queueing trials."""
+    import optuna
+
+    from effnet.search.engine import KIND_ATTR, SETTINGS_ATTR, check_settings
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="shared", direction="maximize")
+    settings = {"budget": 2}
+
+    def creator_finishes():
+        study.set_user_attr(KIND_ATTR, "grid search")
+        study.set_user_attr(SETTINGS_ATTR, settings)
+        study.enqueue_trial({}, user_attrs={"effnet.key": "a"})
+
+    class Racing:
+        """Storage whose first read of the marks or the trial count lets worker A finish right after."""
+
+        def __init__(self) -> None:
+            self.raced = False
+
+        def __getattr__(self, name):
+            real = getattr(storage, name)
+            if name not in ("get_study_user_attrs", "get_n_trials"):
+                return real
+
+            def read(*args, **kwargs):
+                out = real(*args, **kwargs)
+                if not self.raced:
+                    self.raced = True
+                    creator_finishes()
+                return out
+            return read
+
+    assert check_settings(Racing(), "shared", "grid search", settings) is True

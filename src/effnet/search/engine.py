@@ -107,10 +107,14 @@ def check_settings(storage, name: str, kind: str, settings: Mapping[str, Any], *
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return False
+    # Trials first, then the marks: a creating worker marks the study before it queues trials, so
+    # read in this order a study with trials and no mark is truly not effnet's (read the other way,
+    # another worker's marks and first trials can land between the two reads).
+    has_trials = storage.get_n_trials(study_id) > 0
     attrs = storage.get_study_user_attrs(study_id)
     found = attrs.get(KIND_ATTR)
     if found is None:
-        if (storage.get_n_trials(study_id) and READY_ATTR not in attrs) or not adopt_unmarked_empty:
+        if (has_trials and READY_ATTR not in attrs) or not adopt_unmarked_empty:
             raise EffnetError(f"{where} exists and was not made by effnet; use another --study name")
         return True
     if found != kind:
