@@ -1,6 +1,7 @@
 """Small composable layers: padding-aware convolution, conv-norm-act, squeeze-excite, stochastic depth."""
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from functools import partial
@@ -49,16 +50,12 @@ def _(x, weight, bias, stride, dilation, groups):
     return x.new_empty((x.shape[0], weight.shape[0], -(-x.shape[2] // stride[0]), -(-x.shape[3] // stride[1])))
 
 
-_ONNX_REGISTERED: list[bool] = []
-
-
+@functools.cache
 def _onnx_conv_same() -> None:
     """Teach the TorchScript ONNX exporter to write ``effnet::conv2d_same`` as one ``Conv`` with
     ``auto_pad="SAME_UPPER"`` (TensorFlow's SAME: the odd extra row and column at the bottom/right),
     instead of the shape arithmetic and ``Pad`` that tracing :func:`_conv_same` writes for inputs of
-    dynamic size (about 40 nodes per strided convolution)."""
-    if _ONNX_REGISTERED:
-        return
+    dynamic size (about 50 nodes per strided convolution). Registers once per process."""
     from torch.onnx import symbolic_helper
 
     @symbolic_helper.parse_args("v", "v", "v", "is", "is", "i")
@@ -69,7 +66,6 @@ def _onnx_conv_same() -> None:
                     group_i=groups, kernel_shape_i=list(kernel))
 
     torch.onnx.register_custom_op_symbolic("effnet::conv2d_same", symbolic, 11)  # opset 11 and later
-    _ONNX_REGISTERED.append(True)
 
 
 class Conv2dSame(nn.Conv2d):
