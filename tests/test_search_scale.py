@@ -415,3 +415,35 @@ def test_a_worker_that_looks_while_another_creates_the_study_joins_it():
             return read
 
     assert check_settings(Racing(), "shared", "grid search", settings) is True
+
+
+def test_a_solved_grid_is_read_back_from_the_plan_cache_unchanged(tmp_path, monkeypatch):
+    from effnet.search import scale_search
+
+    monkeypatch.setenv("EFFNET_PLAN_CACHE", str(tmp_path))
+    cfg = _config(img_size=64)
+    fresh = cfg._plan(3)
+    scale_search._PLANS.clear()
+    assert cfg.plan_with_notes(3) == fresh  # solved, then written
+    (cache,) = tmp_path.glob("*.json")
+    scale_search._PLANS.clear()
+    monkeypatch.setattr(ScaleSearchConfig, "_plan", lambda self, n: pytest.fail("solved again"))
+    assert cfg.plan_with_notes(3) == fresh  # read back, not solved
+    cache.write_text('{"candidates": [{"key": 1')  # damaged: solved again and rewritten
+    monkeypatch.undo()
+    monkeypatch.setenv("EFFNET_PLAN_CACHE", str(tmp_path))
+    scale_search._PLANS.clear()
+    assert cfg.plan_with_notes(3) == fresh
+    assert json.loads(cache.read_text())["candidates"][0]["key"] == fresh[0][0].key
+
+
+def test_plan_cache_can_be_turned_off_and_an_unwritable_one_is_skipped(tmp_path, monkeypatch):
+    from effnet.search import scale_search
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for env in ("off", str(blocker / "plans")):
+        monkeypatch.setenv("EFFNET_PLAN_CACHE", env)
+        scale_search._PLANS.clear()
+        assert len(_config().plan(3)) == N_SMALL_GRID
+    assert scale_search.plan_cache_dir() is not None and not (blocker / "plans").exists()

@@ -21,8 +21,12 @@ multiply-adds (``effnet.arch.cost``).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -149,7 +153,7 @@ class ScaleSearchConfig(StudyConfig):
         if key not in _PLANS:
             if len(_PLANS) > 8:
                 _PLANS.clear()
-            _PLANS[key] = self._plan(num_classes)
+            _PLANS[key] = _cached_plan(key, lambda: self._plan(num_classes))
         cands, notes = _PLANS[key]
         return list(cands), dict(notes)
 
@@ -200,6 +204,55 @@ class ScaleSearchConfig(StudyConfig):
 
 
 _PLANS: dict[tuple[str, int | None], tuple[list[Candidate], dict[str, Any]]] = {}
+Plan = tuple[list[Candidate], dict[str, Any]]
+
+
+def plan_cache_dir() -> Path | None:
+    """Where solved grids are kept between runs: ``$EFFNET_PLAN_CACHE`` (``off`` disables), else
+    ``$XDG_CACHE_HOME/effnet/plans`` (``~/.cache`` by default)."""
+    env = os.environ.get("EFFNET_PLAN_CACHE")
+    if env:
+        return None if env.lower() == "off" else Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "effnet" / "plans"
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """Hash of the sources a plan depends on (descriptions, scaling, rounding, cost, matching), so a
+    changed planner never reads an old plan."""
+    here = Path(__file__).parent
+    files = sorted((here.parent / "arch").glob("*.py")) + [here / "scale_search.py", here / "scaling_study.py",
+                                                            here / "study.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cached_plan(key: tuple[str, int | None], solve: Callable[[], Plan]) -> Plan:
+    """``solve()``, kept on disk under :func:`plan_cache_dir`: solving a fine grid for matched cost
+    takes most of a second, which every ``--list`` and every worker would otherwise pay. A missing,
+    unreadable or damaged cache file is solved again; a cache that cannot be written is skipped."""
+    folder = plan_cache_dir()
+    if folder is None:
+        return solve()
+    name = hashlib.sha256(json.dumps([key, _code_fingerprint()]).encode()).hexdigest()[:32]
+    path = folder / f"{name}.json"
+    try:
+        data = json.loads(path.read_text())
+        cands = [Candidate(c["key"], Network.from_dict(c["desc"]), int(c["img_size"]), c["role"], c["facts"],
+                           bool(c["pretrained"])) for c in data["candidates"]]
+        return cands, dict(data["notes"])
+    except (OSError, ValueError, KeyError, TypeError, EffnetError):
+        pass
+    cands, notes = solve()
+    data = {"candidates": [{"key": c.key, "desc": c.desc.to_dict(), "img_size": c.img_size, "role": c.role,
+                            "facts": dict(c.facts), "pretrained": c.pretrained} for c in cands], "notes": notes}
+    text = json.dumps(data)
+    if json.loads(text) == data:  # only plans that come back from JSON exactly are kept
+        with contextlib.suppress(OSError):
+            atomic_write_text(path, text)
+    return cands, notes
 REFERENCE_POINTS = (Coefficients(ALPHA, BETA, GAMMA), Coefficients(2.0, 1.0, 1.0),
                     Coefficients(1.0, round(math.sqrt(2), 4), 1.0), Coefficients(1.0, 1.0, round(math.sqrt(2), 4)))
 
