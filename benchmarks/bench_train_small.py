@@ -33,7 +33,7 @@ def make_trainer(kind: str, opts: dict, size: int, batch: int, steps: int):
 
     from effnet import create_model
     from effnet.train import TrainConfig
-    from effnet.train.loop import Trainer
+    from effnet.train.trainer import Trainer
 
     class Images(Dataset):
         def __init__(self, n: int) -> None:
