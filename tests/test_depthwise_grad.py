@@ -1,11 +1,11 @@
-"""DepthwiseConv2d: the same outputs and gradients as nn.Conv2d, with its own weight gradient on small maps."""
+"""DepthwiseConv2d: the same outputs and gradients as nn.Conv2d, with its own weight gradient where the kernel spans the map."""
 import pytest
 import torch
 from torch import nn
 
 from effnet import create_model
 from effnet.nn import DepthwiseConv2d
-from effnet.nn.layers import SMALL_MAP_PIXELS
+from effnet.nn.layers import kernel_covers_map
 
 
 def _pair(channels, kernel, stride, bias):
@@ -17,7 +17,8 @@ def _pair(channels, kernel, stride, bias):
 
 @pytest.mark.parametrize("kernel,stride,size,bias,channels_last", [
     (5, 1, 2, False, True), (3, 1, 2, True, False), (5, 2, 4, False, False), (5, 2, 7, True, True),
-    (3, 2, 8, False, True), (3, 1, 1, False, False),
+    (3, 2, 8, False, True), (3, 1, 1, False, False), (5, 1, 4, True, True), (3, 2, 3, False, True),
+    (3, 1, 3, True, False), (5, 2, 5, False, True),
 ])
 def test_small_map_gradients_equal_conv2d(kernel, stride, size, bias, channels_last):
     torch.manual_seed(0)
@@ -40,19 +41,22 @@ def test_small_map_gradients_equal_conv2d(kernel, stride, size, bias, channels_l
         assert torch.allclose(gb1, gb2, atol=1e-5)
 
 
-def test_only_small_maps_take_the_own_gradient(monkeypatch):
+def test_only_maps_the_kernel_spans_take_the_own_gradient(monkeypatch):
     from effnet.nn import layers
 
     calls = []
     monkeypatch.setattr(layers._DepthwiseSmallMap, "apply", lambda *a: calls.append(a) or nn.functional.conv2d(
         a[0], a[1], a[2], a[3], a[4], 1, a[1].shape[0]))
     conv = DepthwiseConv2d(4, 4, 3, 1, 1, groups=4)
-    conv(torch.randn(1, 4, 4, 4, requires_grad=True))  # 16 pixels: own gradient
-    assert len(calls) == 1 and SMALL_MAP_PIXELS == 16
-    conv(torch.randn(1, 4, 5, 5))  # 25 pixels: ATen's
+    conv(torch.randn(1, 4, 3, 3, requires_grad=True))  # the 3x3 kernel spans the 3x3 map: own gradient
+    conv(torch.randn(1, 4, 8, 3, requires_grad=True))  # spans the width: own gradient
+    assert len(calls) == 2
+    conv(torch.randn(1, 4, 4, 4))  # 4 x 4 is larger than the kernel: ATen's
     conv.eval()
     conv(torch.randn(1, 4, 2, 2))  # eval mode: ATen's
-    assert len(calls) == 1
+    assert len(calls) == 2
+    five = DepthwiseConv2d(4, 4, 5, 2, 2, groups=4)
+    assert kernel_covers_map(five.kernel_size, 4, 4) and not kernel_covers_map(five.kernel_size, 8, 8)
 
 
 def test_model_uses_it_for_depthwise_convolutions_and_scripts():

@@ -120,20 +120,26 @@ def make_max_pool(kernel: int, stride: int, padding: str = "symmetric") -> nn.Mo
     return nn.MaxPool2d(kernel, stride, kernel // 2)
 
 
-#: Largest output map (height x width) whose depthwise weight gradient :class:`DepthwiseConv2d`
-#: computes itself. oneDNN's depthwise weight-gradient kernel takes 40 ms for a 32 x 1152 x 2 x 2
-#: map with a 5x5 kernel on this project's AVX2 CPU (3.7 M multiply-adds, 100x its forward time);
-#: the grouped convolution below takes 10 ms there and is slower than oneDNN from 8 x 8 up.
-SMALL_MAP_PIXELS = 16
+def kernel_covers_map(kernel: tuple[int, int], height: int, width: int) -> bool:
+    """Whether :class:`DepthwiseConv2d` computes its own weight gradient for an input map of
+    ``height`` x ``width``: where the kernel spans the whole map in a dimension.
+
+    Measured on this project's 2-core AVX2 CPU (one thread, batch 32, channels_last, 96 to 1152
+    channels): oneDNN's depthwise weight gradient is slow exactly there (40 ms for 1152 channels of
+    2 x 2 with a 5x5 kernel, 39 ms for 672 of 4 x 4 with 5x5; 100x its forward time), and the
+    per-tap products below take 4 to 8 ms; from the first map larger than the kernel (4 x 4 for
+    3x3, 8 x 8 for 5x5) oneDNN is the faster by 2 to 10x.
+    """
+    return height <= kernel[0] or width <= kernel[1]
 
 
 class _DepthwiseSmallMap(torch.autograd.Function):
-    """Depthwise convolution whose weight gradient is a grouped forward convolution.
+    """Depthwise convolution whose weight gradient is computed tap by tap.
 
-    dL/dw[c, i, j] = sum over n, h, w of dy[n, c, h, w] * x_pad[n, c, h*s + i, w*s + j]: a
-    convolution of each channel's images (the batch as input channels) with that channel's output
-    gradients as the kernel, dilated by the stride, which oneDNN runs fast. The input gradient and
-    the forward pass are ATen's own.
+    dL/dw[c, i, j] = sum over n, h, w of dy[n, c, h, w] * x_pad[n, c, h*s + i, w*s + j]: for each of
+    the kernel's taps one product of the output gradient with a strided slice of the padded input,
+    summed over batch and positions (memory order kept, so channels_last reduces along contiguous
+    channels). The input gradient and the forward pass are ATen's own.
     """
 
     @staticmethod
@@ -153,12 +159,16 @@ class _DepthwiseSmallMap(torch.autograd.Function):
                 dy, x, weight, None, list(stride), list(padding), [1, 1], False, [0, 0], channels,
                 [True, False, False])[0]
         if ctx.needs_input_grad[1]:
-            n, _, h, w = x.shape
             kh, kw = weight.shape[-2:]
-            images = x.transpose(0, 1).reshape(1, channels * n, h, w)
-            kernels = dy.transpose(0, 1)  # (C, N, out_h, out_w): per group, N input channels
-            dw = F.conv2d(images, kernels, None, 1, padding, stride, channels)
-            dw = dw[:, :, :kh, :kw].reshape(weight.shape).to(memory_format=torch.contiguous_format)
+            oh, ow = dy.shape[-2:]
+            sh, sw = stride
+            xp = F.pad(x, [padding[1], padding[1], padding[0], padding[0]])
+            taps = torch.empty(kh, kw, channels, dtype=dy.dtype, device=dy.device)
+            for i in range(kh):
+                for j in range(kw):
+                    window = xp[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+                    taps[i, j] = (dy * window).sum((0, 2, 3))
+            dw = taps.permute(2, 0, 1).unsqueeze(1).to(weight.dtype).contiguous()
             if weight.is_contiguous(memory_format=torch.channels_last):
                 dw = dw.contiguous(memory_format=torch.channels_last)
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -170,9 +180,9 @@ class DepthwiseConv2d(nn.Conv2d):
     """A depthwise convolution (``groups == in_channels == out_channels``, symmetric padding) that
     trains faster on CPU at small map sizes.
 
-    Outputs are ``nn.Conv2d``'s exactly; only the weight gradient of an output map up to
-    :data:`SMALL_MAP_PIXELS` pixels is computed another way (equal up to float rounding). Its
-    state dict is ``nn.Conv2d``'s.
+    Outputs are ``nn.Conv2d``'s exactly; only the weight gradient where the kernel spans the input
+    map (:func:`kernel_covers_map`) is computed another way (equal up to float rounding). Its state
+    dict is ``nn.Conv2d``'s.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,10 +193,7 @@ class DepthwiseConv2d(nn.Conv2d):
 
     @torch.jit.unused
     def _forward_small_map(self, x: torch.Tensor) -> torch.Tensor:
-        kh, kw = self.kernel_size
-        out_h = (x.shape[-2] + 2 * self.padding[0] - kh) // self.stride[0] + 1
-        out_w = (x.shape[-1] + 2 * self.padding[1] - kw) // self.stride[1] + 1
-        if self.dilation != (1, 1) or out_h * out_w > SMALL_MAP_PIXELS:
+        if self.dilation != (1, 1) or not kernel_covers_map(self.kernel_size, x.shape[-2], x.shape[-1]):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         return _DepthwiseSmallMap.apply(x, self.weight, self.bias, self.stride, self.padding)
 
