@@ -13,7 +13,8 @@ import effnet.cli as cli
 from effnet.arch import get_network, scale
 from effnet.data import synthetic_splits
 from effnet.deploy.export import export_onnx
-from effnet.deploy.quantize import dataset_batches, evaluate_onnx, int8_speed_note, quantize_model, quantize_onnx
+from effnet.deploy.quantize import (dataset_batches, early_convolutions, evaluate_onnx, int8_speed_note,
+                                    quantize_model, quantize_onnx)
 from effnet.deploy.runtime import ort_session
 from effnet.weights import save_model
 from effnet.weights.meta import Preprocessing
@@ -66,6 +67,31 @@ def test_quantized_model_is_per_channel_qdq_and_agrees_with_fp32(tmp_path, train
     a = ort_session(fp32).run(None, {"input": x})[0].argmax(1)
     b = ort_session(int8).run(None, {"input": x})[0].argmax(1)
     assert (a == b).mean() >= 0.8
+
+
+def _float_convs(path) -> set[str]:
+    """Conv nodes of a QDQ model whose weights are plain float initializers (not dequantised int8)."""
+    graph = onnx.load(str(path)).graph
+    inits = {t.name for t in graph.initializer}
+    return {n.name for n in graph.node if n.op_type == "Conv" and n.input[1] in inits}
+
+
+def test_convolutions_at_stride_4_or_finer_stay_float_and_the_rest_are_int8(tmp_path, trained):
+    model, splits = trained
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx", example_size=32)
+    early = early_convolutions(onnx.load(str(fp32)).graph, 4)
+    # the stem (stride 2), stage 0 (2), stage 1 (2, then 4) and stage 2's expansion (4); strides are
+    # followed past the squeeze-excite product, whose pooled branch is not spatial
+    assert early == ["/stem/conv/Conv", "/stages/stages.0/stages.0.0/dw/conv/Conv",
+                     "/stages/stages.0/stages.0.0/project/conv/Conv", "/stages/stages.1/stages.1.0/expand/conv/Conv",
+                     "/stages/stages.1/stages.1.0/dw/conv/Conv", "/stages/stages.1/stages.1.0/project/conv/Conv",
+                     "/stages/stages.2/stages.2.0/expand/conv/Conv"]
+    assert early_convolutions(onnx.load(str(fp32)).graph, 2) == early[:4]
+    calib = lambda: dataset_batches(splits.train, 8, batch_size=4)  # noqa: E731
+    default = quantize_onnx(fp32, tmp_path / "int8.onnx", calib())
+    assert _float_convs(default) == set(early)
+    every = quantize_onnx(fp32, tmp_path / "all.onnx", calib(), float_stride=0)
+    assert _float_convs(every) == set()
 
 
 def test_fp32_onnx_accuracy_equals_pytorch_accuracy(tmp_path, trained):

@@ -1,14 +1,14 @@
 """Quantisation-aware fine-tuning: teach a model the INT8 rounding ONNX Runtime will apply.
 
-Post-training quantisation (:func:`effnet.deploy.quantize.quantize_onnx`) rounds every convolution's
-weights to int8 (one scale per output channel) and every activation between operators to uint8 (one
-range per tensor). A network whose decisions move under that much noise loses accuracy: an
-EfficientNet-B0 fine-tuned on ELPV lost 2 to 4 points whatever the calibration. This fine-tunes the
-BatchNorm-folded network with the same rounding simulated in its forward pass
-(``torch.fake_quantize_per_channel_affine`` on the weights, ``torch.fake_quantize_per_tensor_affine``
-on convolution, activation and block outputs, straight-through gradients), so the weights settle
-where rounding costs little. The result is an ordinary float model, which ONNX Runtime then
-calibrates and quantises as usual.
+Post-training quantisation (:func:`effnet.deploy.quantize.quantize_onnx`) rounds the convolutions'
+weights (all but the first, high-resolution ones) to int8 (one scale per output channel) and the
+activations between them to uint8 (one range per tensor). A network whose decisions move under that
+much noise loses accuracy: with every convolution quantised, an EfficientNet-B0 fine-tuned on ELPV
+lost 2 to 4 points whatever the calibration. This fine-tunes the BatchNorm-folded network with the
+same rounding simulated in its forward pass (``torch.fake_quantize_per_channel_affine`` on the
+weights, ``torch.fake_quantize_per_tensor_affine`` on convolution, activation and block outputs,
+straight-through gradients), so the weights settle where rounding costs little. The result is an
+ordinary float model, which ONNX Runtime then calibrates and quantises as usual.
 
 PyTorch's own QAT flows (``torch.ao.quantization.prepare_qat``) end in PyTorch's quantised modules,
 not in an ONNX Runtime graph; simulating ONNX Runtime's scheme directly needs only the two
