@@ -13,8 +13,8 @@ each the best of all repeats, in CPU time.
 
 Median step times come from unprofiled steps. One profiled step per model (``torch.profiler``, self
 CPU time) splits the step into categories: 1x1, depthwise and other convolutions (forward and
-backward, by weight shape; the depthwise weight gradient effnet computes as a grouped convolution counts
-as depthwise), batch norm, other elementwise and reduction operators, the optimizer and EMA (every
+backward, by weight shape; every operator of the depthwise weight gradient effnet computes itself
+counts as depthwise), batch norm, other elementwise and reduction operators, the optimizer and EMA (every
 operator inside the optimizer's step or the EMA update), and the rest. The work of each is counted: convolution FLOPs from
 forward hooks (training = 3x the forward's: output, input gradient, weight gradient), bytes of the
 memory-bound operators from their recorded input shapes (inputs read once, one output written).
@@ -98,10 +98,13 @@ def conv_work(model, size: int, batch: int) -> dict[str, dict[str, float]]:
 
 
 def _enclosing(ev) -> str | None:
-    """'optimizer + EMA' when ``ev`` runs inside the optimizer's step or the EMA update."""
+    """'optimizer + EMA' when ``ev`` runs inside the optimizer's step or the EMA update, 'depthwise
+    conv' inside the backward of effnet's depthwise convolution (its tap-by-tap weight gradient)."""
     while ev is not None:
         if ev.name.startswith("Optimizer.step") or ev.name == "EMA.update":
             return "optimizer + EMA"
+        if "DepthwiseSmallMap" in ev.name:
+            return "depthwise conv"
         ev = ev.cpu_parent
     return None
 
