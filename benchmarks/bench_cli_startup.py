@@ -30,6 +30,8 @@ COMMANDS = [
     ["info", "efficientnet_b0"],
     ["scale", "--base", "efficientnet_b0", "--phi", "0,1,2,3", "--out", "{tmp}/family"],
     ["search", "scale", "--list", "--data", "synthetic"],
+    # a first run: the solved grid is not on disk yet (leading NAME=value items set the environment)
+    ["EFFNET_PLAN_CACHE=off", "search", "scale", "--list", "--data", "synthetic"],
 ]
 
 
@@ -37,6 +39,10 @@ def _time(argv: list[str], src: str | None, bytecode: bool = True) -> tuple[floa
     """Wall time and CPU time (user + system) of one run. With ``bytecode`` the child may read and
     write ``__pycache__`` as Python does by default, whatever ``PYTHONDONTWRITEBYTECODE`` says here."""
     env = dict(os.environ)
+    while argv and "=" in argv[0] and not argv[0].startswith("-"):
+        name, value = argv[0].split("=", 1)
+        env[name] = value
+        argv = argv[1:]
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     else:
@@ -81,7 +87,9 @@ def main() -> None:
             base.append(_time([], None, bytecode)[0])
             for argv in COMMANDS:
                 argv = [a.format(tmp=tmp) for a in argv]
-                key = "effnet " + " ".join(a if not a.startswith(tmp) else "DIR" for a in argv)
+                words = [a if not a.startswith(tmp) else "DIR" for a in argv]
+                n_env = next(i for i, w in enumerate(words) if "=" not in w or w.startswith("-"))
+                key = " ".join(words[:n_env] + ["effnet"] + words[n_env:])
                 for name, src in trees.items():
                     wall, used = _time(argv, src, bytecode)
                     times[name].setdefault(key, []).append(wall)
