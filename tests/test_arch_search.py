@@ -244,9 +244,25 @@ def test_study_made_with_other_settings_is_refused():
         open_study(settings(), storage=storage, study_name="foreign")
 
 
+def test_training_seed_is_recorded_and_studies_from_before_it_resume_at_seed_0():
+    from effnet.search.engine import SETTINGS_ATTR
+
+    storage = optuna.storages.InMemoryStorage()
+    open_study(settings(strategy="random", seed=1), storage=storage, study_name="s")
+    with pytest.raises(ValueError, match="seed 1 \\(stored\\) vs 0"):
+        open_study(settings(strategy="random"), storage=storage, study_name="s")
+    old = open_study(settings(strategy="random"), storage=storage, study_name="old")
+    stored = dict(old.user_attrs[SETTINGS_ATTR])
+    del stored["seed"]  # what a study made before the seed was recorded holds
+    storage.set_study_user_attr(old._study_id, SETTINGS_ATTR, stored)
+    open_study(settings(strategy="random"), storage=storage, study_name="old")  # seed 0: resumes
+    with pytest.raises(ValueError, match="seed"):
+        open_study(settings(strategy="random", seed=2), storage=storage, study_name="old")
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"target_macs": 0}, "positive"), ({"target_macs": -5}, "positive"), ({"strategy": "evolution"}, "strategy"),
-    ({"base": "resnet50"}, "base"), ({"w": 0.5}, "exponent"),
+    ({"base": "resnet50"}, "base"), ({"w": 0.5}, "exponent"), ({"seed": -1}, "seed"),
 ])
 def test_bad_settings_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -105,7 +105,7 @@ def prepare(args: argparse.Namespace, strategy: str, *, score_test: bool = True)
     settings = ArchSearchSettings(
         target_macs=target_macs, base=args.base, strategy=strategy, w=args.w, img_size=args.img_size,
         num_classes=splits.num_classes, data=data, budget_epochs=args.budget_epochs, include_base=not args.no_base,
-        recipe=args.recipe, seeds=args.seeds,
+        recipe=args.recipe, seeds=args.seeds, seed=args.seed,
     )
     evaluate = TrainEvaluator(splits, img_size=args.img_size, epochs=args.budget_epochs, batch_size=args.batch_size,
                               recipe=args.recipe, seed=args.seed, max_steps=args.max_steps, seeds=args.seeds,

@@ -46,6 +46,8 @@ from .storage import open_storage as open_database
 from .tables import Column, fixed, millions, plain, to_csv, to_markdown
 
 STRATEGIES = ("rl", "tpe", "nsga2", "random")
+#: settings recorded since a later version, with the value studies made before then used
+ADDED_SETTINGS = {"seed": 0}
 KIND = "arch-search"
 CONTROLLER_ATTR = "effnet.arch_search.controller"
 #: An evaluator scores one description; it returns at least ``{"accuracy": float in [0, 1]}``, and,
@@ -69,6 +71,7 @@ class ArchSearchSettings:
     budget_epochs: int = 1
     recipe: str = "short"
     seeds: int = 1  # training seeds per candidate; the reward uses their mean accuracy
+    seed: int = 0  # the first training seed, which also draws the train/validation/test split
     include_base: bool = True
     population_size: int = 16  # NSGA-II generation size
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -92,6 +95,8 @@ class ArchSearchSettings:
             raise ValueError(f"budget epochs must be a positive integer, got {self.budget_epochs!r}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(f"number of seeds must be a positive integer, got {self.seeds!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         check_recipe(self.recipe)
         if isinstance(self.controller, dict):
             object.__setattr__(self, "controller", ControllerConfig(**self.controller))
@@ -232,7 +237,8 @@ def open_study(settings: ArchSearchSettings, *, storage=None, study_name: str | 
         raise ValueError(f"study name must be a non-empty string, got {name!r}")
     wanted = json.loads(json.dumps(settings.to_dict()))
     directions = [StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in settings.directions]
-    check_settings(storage, name, KIND, wanted, directions=settings.directions, adopt_unmarked_empty=False)
+    check_settings(storage, name, KIND, wanted, directions=settings.directions, adopt_unmarked_empty=False,
+                   added=ADDED_SETTINGS)
     try:
         study_id = storage.create_new_study(directions, name)
         created = True

@@ -95,11 +95,13 @@ def _settings_diff(stored: Any, wanted: Any) -> list[str]:
 
 
 def check_settings(storage, name: str, kind: str, settings: Mapping[str, Any], *,
-                   directions: Sequence[str] = ("maximize",), adopt_unmarked_empty: bool = True) -> bool:
+                   directions: Sequence[str] = ("maximize",), adopt_unmarked_empty: bool = True,
+                   added: Mapping[str, Any] | None = None) -> bool:
     """Whether study ``name`` exists; a one-line error if it holds another kind or other settings.
 
     Only reads: a refused study is left exactly as it was. An empty study without effnet's marks
-    is adopted when ``adopt_unmarked_empty`` (its creator stopped before marking it).
+    is adopted when ``adopt_unmarked_empty`` (its creator stopped before marking it). ``added``
+    holds settings recorded only by later versions, with the value older studies were made with.
     """
     settings = jsonable(dict(settings))
     where = f"study {name!r} in {redact(getattr(storage, 'url', 'memory'))}"
@@ -120,6 +122,8 @@ def check_settings(storage, name: str, kind: str, settings: Mapping[str, Any], *
     if found != kind:
         raise EffnetError(f"{where} holds a {found} study, not a {kind} study; use another --study name")
     stored = attrs.get(SETTINGS_ATTR)
+    if isinstance(stored, dict) and added:
+        stored = {**jsonable(dict(added)), **stored}
     if stored is not None and stored != settings:
         diff = "; ".join(_settings_diff(stored, settings))
         raise EffnetError(f"{where} was created with other settings ({diff}); "
