@@ -165,3 +165,25 @@ def test_proxy_fidelity_reports_kendall_tau_with_an_interval(tmp_path, monkeypat
     assert data["tau_ci_low"] <= data["tau"] <= data["tau_ci_high"] and len(data["candidates"]) == 4
     # the stand-in's accuracy grows with multiply-adds at any budget: the rankings agree
     assert data["tau"] > 0.5
+
+
+def test_a_proxy_that_leaves_most_candidates_at_chance_says_it_learned_nothing(tmp_path, monkeypatch):
+    import json
+
+    import effnet.train
+    from search_helpers import PredictingQuickTrain
+
+    class ChanceAtOneEpoch(PredictingQuickTrain):
+        def __call__(self, desc, splits, **kwargs):
+            self.accuracy = (lambda d, px: 1.0 / splits.num_classes) if kwargs["epochs"] == 1 else None
+            return super().__call__(desc, splits, **kwargs)
+
+    monkeypatch.setattr(effnet.train, "quick_train", ChanceAtOneEpoch())
+    code, stdout, err = _run("study", "proxy", "--data", "synthetic", "--limit-per-class", "100", "--img-size", "32",
+                             "--ratios", "2,4", "--methods", "width", "--seeds", "2", "--budget-epochs", "1",
+                             "--factor", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    data = json.loads((tmp_path / "proxy.json").read_text())
+    assert data["verdict"].startswith("The 1-epoch proxy learned nothing to rank") and data["verdict"] in stdout
+    assert len(data["at_chance"]) > len(data["candidates"]) / 2 and not data["separated_from_zero"]
+    assert (tmp_path / "proxy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -100,7 +100,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     print(f"{'candidate':>16} {'proxy acc':>9} {'long acc':>9}")
     for c in summary["candidates"]:
         print(f"{c['key']:>16} {c['proxy_mean']:>9.4f} {c['long_mean']:>9.4f}")
-    print(f"  {Path(opts.out_dir) / 'proxy.json'}")
+    print(f"  {Path(opts.out_dir) / 'proxy.json'}\n  {Path(opts.out_dir) / 'proxy.png'}")
     if args.json:
         from ..search.study import write_json
 

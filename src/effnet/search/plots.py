@@ -164,3 +164,28 @@ def accuracy_vs_cost(
     if note:
         fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
     return _save(fig, path)
+
+
+def proxy_scatter(summary: Mapping, path: str | Path, *, title: str, note: str = "") -> Path:
+    """Each candidate's accuracy at the proxy budget (x) against the long budget (y): the seed mean
+    as a labelled marker, each seed as a small dot, chance as dotted lines. A faithful proxy puts
+    the candidates in the same order on both axes."""
+    fig = _figure(6.8, 5.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for c in summary["candidates"]:
+        ax.plot(c["proxy_runs"], c["long_runs"], "o", markersize=3, color="grey", alpha=0.6)
+        ax.plot([c["proxy_mean"]], [c["long_mean"]], "o", markersize=7)
+        ax.annotate(c["key"], (c["proxy_mean"], c["long_mean"]), textcoords="offset points", xytext=(5, 3),
+                    fontsize=7)
+    if summary.get("chance") is not None:
+        ax.axvline(summary["chance"], linestyle=":", color="black", linewidth=1, label="chance")
+        ax.axhline(summary["chance"], linestyle=":", color="black", linewidth=1)
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel(f"validation accuracy after {summary['proxy_epochs']} epoch(s) (proxy)")
+    ax.set_ylabel(f"validation accuracy after {summary['long_epochs']} epoch(s)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{title}\nKendall tau {summary['tau']:+.2f} (95% CI {summary['tau_ci_low']:+.2f} to "
+                 f"{summary['tau_ci_high']:+.2f}), {summary['seeds']} paired seeds", fontsize=10)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
+    return _save(fig, path)

@@ -4,7 +4,9 @@ The same candidates (a scaling study's networks) are trained with the same paire
 proxy budget and at ``factor`` times it, as two studies on the engine. The answer is Kendall's tau
 between the two rankings of the candidates' mean validation accuracies, with a 95% bootstrap
 interval over seeds (seed ``k`` is resampled jointly at both budgets, since it fixes the same
-initialisation and data order). A proxy whose interval includes 0 ranks nothing.
+initialisation and data order). A proxy whose interval includes 0 ranks nothing; one that leaves
+most candidates at chance accuracy learned nothing to rank, and the verdict says so first. The
+figure (``proxy.png``) plots each candidate's proxy accuracy against its long-budget accuracy.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .stats import kendall_tau
 from .study import analyse, run_study, write_json
 
 KIND = "scaling study"
+CHANCE_MARGIN = 0.05
 
 
 def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int = 3, *, trainer=None,
@@ -53,7 +56,16 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
         pick = rng.integers(0, config.seeds, config.seeds)
         boot.append(kendall_tau(short[:, pick].mean(1), longer[:, pick].mean(1)))
     lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
-    if lo > 0:
+    classes = getattr(trainer, "num_classes", None) or _classes(study)
+    chance = 1.0 / classes if classes else None
+    # a candidate the proxy left within 5 points of chance was not ranked by it, only tied
+    at_chance = [k for k, row in zip(keys, short) if chance is not None and row.mean() <= chance + CHANCE_MARGIN]
+    if len(at_chance) > len(keys) / 2:
+        verdict = (f"The {config.budget_epochs}-epoch proxy learned nothing to rank: {len(at_chance)} of {len(keys)} "
+                   f"candidates are within {CHANCE_MARGIN:.0%} of chance ({chance:.2f}) at the proxy budget, against "
+                   f"{min(longer.mean(1)):.2f} to {max(longer.mean(1)):.2f} at {long.budget_epochs} epochs; Kendall "
+                   f"tau {tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}). Use a longer proxy.")
+    elif lo > 0:
         verdict = (f"The {config.budget_epochs}-epoch proxy ranks like {long.budget_epochs} epochs: Kendall tau "
                    f"{tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}) over {len(keys)} candidates.")
     else:
@@ -62,9 +74,15 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
     summary = {"verdict": verdict + f" [{config.seeds} paired seeds, {draws} bootstrap draws over seeds]",
                "tau": tau, "tau_ci_low": lo, "tau_ci_high": hi, "separated_from_zero": lo > 0,
                "proxy_epochs": config.budget_epochs, "long_epochs": long.budget_epochs, "seeds": config.seeds,
+               "chance": chance, "at_chance": at_chance,
                "candidates": [{"key": k, "proxy_mean": means["proxy"][k], "long_mean": means["long"][k],
                                "proxy_runs": per_seed["proxy"][k], "long_runs": per_seed["long"][k]} for k in keys]}
     write_json(Path(opts.out_dir) / "proxy.json", summary)
+    from .plots import proxy_scatter
+
+    proxy_scatter(summary, Path(opts.out_dir) / "proxy.png",
+                  title=f"Proxy fidelity: {config.base.name}, {config.budget_epochs} against {long.budget_epochs} "
+                        f"epoch(s)", note=summary["verdict"])
     return summary
 
 
