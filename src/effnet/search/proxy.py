@@ -62,7 +62,7 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
     at_chance = [k for k, row in zip(keys, short) if chance is not None and row.mean() <= chance + CHANCE_MARGIN]
     if len(at_chance) > len(keys) / 2:
         verdict = (f"The {config.budget_epochs}-epoch proxy learned nothing to rank: {len(at_chance)} of {len(keys)} "
-                   f"candidates are within {CHANCE_MARGIN:.0%} of chance ({chance:.2f}) at the proxy budget, against "
+                   f"candidates are within {CHANCE_MARGIN * 100:.0f} points of chance ({chance:.2f}) at the proxy budget, against "
                    f"{min(longer.mean(1)):.2f} to {max(longer.mean(1)):.2f} at {long.budget_epochs} epochs; Kendall "
                    f"tau {tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}). Use a longer proxy.")
     elif lo > 0:
