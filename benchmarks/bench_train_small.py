@@ -59,10 +59,20 @@ def make_trainer(kind: str, opts: dict, size: int, batch: int, steps: int):
     return trainer.train_epoch()
 
 
+def cpu_description() -> tuple[str, list[str]]:
+    """The CPU's model name and the flags that decide CPU training speed."""
+    from effnet.train.fastpath import cpu_flags
+
+    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"})
+    cpu_name = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                     if ln.startswith("model name")), platform.processor())
+    return cpu_name, flags
+
+
 def main() -> int:
     import torch
 
-    from effnet.train.fastpath import choose_training_settings, cpu_flags
+    from effnet.train.fastpath import choose_training_settings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64)
@@ -113,9 +123,7 @@ def main() -> int:
         lines.append(f"| {n} | {args.batch / statistics.median(wall[n]):.1f} | {statistics.median(rw):.2f}x "
                      f"[{iqr(rw)[0]:.2f}-{iqr(rw)[1]:.2f}] | {args.batch / statistics.median(cpu[n]) * threads:.1f} | "
                      f"{statistics.median(rc):.2f}x [{iqr(rc)[0]:.2f}-{iqr(rc)[1]:.2f}] |")
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"})
-    cpu_name = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                     if ln.startswith("model name")), platform.processor())
+    cpu_name, flags = cpu_description()
     import torchvision
 
     header = (f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. B0 training step at {args.size}x{args.size}, "

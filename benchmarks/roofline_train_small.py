@@ -173,9 +173,9 @@ def ceilings() -> tuple[float, float]:
 def main() -> int:
     import torch
 
-    from bench_train_small import make_trainer
+    from bench_train_small import cpu_description, make_trainer
     from effnet import create_model
-    from effnet.train.fastpath import choose_training_settings, cpu_flags
+    from effnet.train.fastpath import choose_training_settings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64)
@@ -246,9 +246,7 @@ def main() -> int:
                          f"{s / ceil if ceil else math.inf:.1f}x |")
         lines += ["", f"Sum of the ceiling times: {bound * 1000:.0f} ms per step, so this model's step could at best "
                   f"run {step / bound:.1f}x faster on this CPU in fp32, {tv_step / bound:.1f}x torchvision's NCHW step.", ""]
-    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"})
-    cpu_name = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                     if ln.startswith("model name")), platform.processor())
+    cpu_name, flags = cpu_description()
     header = (f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. B0 training step at {args.size}x{args.size}, "
               f"batch {args.batch}, effnet's Trainer, 1 torch thread. Machine: {cpu_name}, {os.cpu_count()} CPUs, "
               f"flags {' '.join(flags)}; torch {torch.__version__}, Python {platform.python_version()}; "
