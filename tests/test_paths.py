@@ -108,6 +108,54 @@ def test_bf16_runs_only_on_a_cpu_with_native_bf16(monkeypatch, tiny_model, flags
         assert "no AVX512-BF16 or AMX" in paths.paths_table(report)
 
 
+def test_openvino_runs_the_exported_graph_as_pytorch_does_at_any_batch_and_size(tiny_model, tmp_path):
+    pytest.importorskip("openvino")
+    run = paths.build_runner(tiny_model, "openvino", tmp_path)
+    ref = paths.build_runner(tiny_model, "eager", tmp_path)
+    for shape in ((1, 3, 32, 32), (5, 3, 40, 36)):
+        x = np.random.default_rng(1).standard_normal(shape, dtype=np.float32)
+        want = ref(x)
+        assert np.abs(run(x) - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
+
+
+def test_openvino_bf16_runs_only_on_a_cpu_with_native_bf16(monkeypatch, tiny_model, tmp_path):
+    pytest.importorskip("openvino")
+    import effnet.train.fastpath as fastpath
+
+    monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    with pytest.raises(effnet.errors.EffnetError, match="no AVX512-BF16 or AMX: OpenVINO has no bf16 kernels"):
+        paths.build_runner(tiny_model, "openvino_bf16", tmp_path)
+    monkeypatch.undo()
+    if not paths.bf16_supported():
+        pytest.skip("this CPU has no native bf16")
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    got, want = paths.build_runner(tiny_model, "openvino_bf16", tmp_path)(x), tiny_model(torch.from_numpy(x))
+    want = want.detach().numpy()
+    assert not np.array_equal(got, want)  # bf16 arithmetic, not fp32
+    assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+
+
+def test_without_openvino_its_paths_name_the_extra_to_install(monkeypatch, tiny_model, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(effnet.errors.MissingExtraError, match=r"pip install 'effnet\[openvino\]'"):
+        paths.build_runner(tiny_model, "openvino", tmp_path)
+
+
+def test_the_best_peer_is_the_peers_network_in_onnx_runtime_not_on_our_engines():
+    rows = [PathResult("eager", 1, 32, median_ms=10.0, throughput=100.0, agreement=1.0),
+            PathResult("openvino_bf16", 1, 32, median_ms=2.0, throughput=500.0, agreement=1.0),
+            PathResult("onnxruntime", 1, 32, impl="timm", median_ms=4.0, throughput=250.0),
+            PathResult("openvino_bf16", 1, 32, impl="timm", median_ms=2.0, throughput=500.0)]
+    paths._ratios_and_choice(rows, Tolerance())
+    ours, peer_ort, peer_ov = rows[1], rows[2], rows[3]
+    assert ours.chosen and ours.vs_best_peer == pytest.approx(2.0)  # against timm in ONNX Runtime
+    assert peer_ov.vs_best_peer == pytest.approx(2.0) and not peer_ov.chosen  # the engine's share, shown
+    report = PathReport(rows, Tolerance(), 5, paths.machine())
+    assert "the peers' rows on other engines show how much of a path's speed is the engine's" in paths.paths_table(report)
+
+
 def one_choice(path="int8", batch=1, size=32) -> PathReport:
     return PathReport([PathResult(path, batch, size, median_ms=1.0, throughput=1000.0, vs_fp32=2.0, chosen=True)],
                       Tolerance(), 5, paths.machine())
@@ -182,11 +230,12 @@ def test_predict_on_onnxruntime_gives_eager_top1(tmp_path, only, capsys, tiny_mo
         images.append(str(tmp_path / f"img{i}.png"))
         Image.fromarray((rng.random((40, 36 + i, 3)) * 255).astype("uint8")).save(images[-1])
     top = {}
-    for path in (None, "onnxruntime"):
+    for path in (None, "onnxruntime", "openvino"):
         args = ["predict", *images, "--model", str(ckpt), "--json", "--top-k", "1"]
         assert cli.main(args + (["--path", path] if path else [])) == 0
         top[path] = [p["top_k"][0]["index"] for p in json.loads(capsys.readouterr().out)["predictions"]]
     assert top["onnxruntime"] == top[None]
+    assert top["openvino"] == top[None]
 
 
 @pytest.mark.parametrize("argv", [

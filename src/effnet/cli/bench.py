@@ -18,18 +18,19 @@ def _ints(text: str) -> list[int]:
 
 
 def register(subparsers) -> None:
-    from ..analysis.bench_names import PATHS, PEERS  # torch-free: building the parser stays cheap
+    from ..analysis.bench_names import CHOOSE_ONLY_PATHS, PATHS, PEERS  # torch-free: building the parser stays cheap
 
     p = subparsers.add_parser("bench", help="inference throughput, latency and memory vs torchvision/timm",
                               description="Time our eager model and optimised paths (channels_last, bf16 where the CPU has it, torch.compile, "
-                                          "ONNX Runtime fp32, INT8) and the same network in torchvision and timm, "
+                                          "ONNX Runtime fp32, INT8; with --choose also OpenVINO fp32 and bf16) and the same network in torchvision and timm, "
                                           "in one run, and name our fastest path per setting. Random weights and inputs: speed only.")
     p.add_argument("--models", nargs="+", default=["efficientnet_b0"], metavar="MODEL",
                    help="model names, description .json files or checkpoints (default efficientnet_b0)")
     p.add_argument("--batch-sizes", type=_ints, default=[1, 32], help="comma-separated (default 1,32)")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: each model's resolution)")
     p.add_argument("--paths", type=_csv, default=None,
-                   help=f"comma-separated subset of {','.join(PATHS)} (default all; with --choose: all but compile)")
+                   help=f"comma-separated subset of {','.join(PATHS)}, and with --choose also "
+                        f"{','.join(CHOOSE_ONLY_PATHS)} (default all; with --choose: all but compile)")
     p.add_argument("--peers", type=_csv, default=list(PEERS),
                    help=f"comma-separated subset of {','.join(PEERS)}; 'none' for no peers")
     p.add_argument("--repeats", type=int, default=20, help="timed batches per row, taken 5 at a time in rounds interleaved with the other rows (default 20)")

@@ -17,8 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch")
     p.add_argument("--path", default=None, metavar="PATH",
                    help="ONNX only: fp32, int8 (static INT8, calibrated on --data's training images or on random crops "
-                        "of scikit-image's sample photos), bf16 (refused: no bf16 ONNX path on CPUs) or auto (the "
-                        "path `effnet bench --choose` cached for batch 1 on this machine, or measured once now)")
+                        "of scikit-image's sample photos), bf16 (refused: no bf16 ONNX kernels on CPUs; OpenVINO runs the fp32 "
+                        "export in bf16) or auto (the path `effnet bench --choose` cached for batch 1 on this machine, "
+                        "or measured once now)")
     p.add_argument("--data", default=None, help="with --path int8: calibrate on this data's training images "
                                                  "('elpv', 'fashion-mnist', a folder, a .csv)")
     p.set_defaults(func=run)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 def _export_path(args: argparse.Namespace, model) -> int:
     import sys
 
-    from ..deploy.paths import (BF16_UNSUPPORTED, EXPORT_OF, PathCache, bf16_supported, cached_or_measured,
+    from ..deploy.paths import (BF16_UNSUPPORTED, EXPORT_OF, RUN_WITH, PathCache, bf16_supported, cached_or_measured,
                                 check_path, model_identity)
 
     path = check_path(args.path, ("auto", "fp32", "int8", "bf16"))
@@ -73,9 +74,12 @@ def _export_path(args: argparse.Namespace, model) -> int:
         chosen, _ = cached_or_measured(model, ident, 1, size, cache)
         path = EXPORT_OF[chosen]
         print(f"chosen path on this machine: {chosen} -> {path} ONNX")
+        if chosen in RUN_WITH:
+            print(f"it runs fastest in {RUN_WITH[chosen].replace('FILE', repr(args.out))}")
     if path == "bf16":
         raise ValueError(BF16_UNSUPPORTED if not bf16_supported() else
-                         "bf16 runs as PyTorch autocast; ONNX Runtime's CPU kernels have no bf16 convolutions")
+                         "ONNX Runtime's CPU kernels have no bf16 convolutions; export fp32 and run it with OpenVINO "
+                         "in bf16 (`effnet predict --path openvino_bf16`)")
     if path == "fp32":
         args.path = None
         return run(args)

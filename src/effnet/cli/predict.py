@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                    help="how to run the model: auto (the path `effnet bench --choose` cached for this model, batch size "
                         "and size on this machine, or measured once now), eager (PyTorch, BatchNorm folded, "
                         "channels_last: the default), onnxruntime (fp32), int8 (ONNX Runtime INT8, calibrated on random "
-                        "crops of the given images), bf16 (CPUs with AVX512-BF16 or AMX)")
+                        "crops of the given images), bf16 (PyTorch autocast; CPUs with AVX512-BF16 or AMX), openvino "
+                        "(OpenVINO fp32), openvino_bf16 (OpenVINO in bf16; CPUs with AVX512-BF16 or AMX)")
     p.set_defaults(func=run)
 
 

@@ -3,11 +3,14 @@
 Candidate paths (all on the CPU): PyTorch eager fp32 (the reference), BatchNorm folded +
 channels_last fp32, bf16 autocast + channels_last (only where the CPU computes bf16 natively:
 AVX512-BF16 or AMX; PyTorch would emulate it elsewhere), ``torch.compile`` (Inductor with frozen
-weights; optional, compiling takes minutes), ONNX Runtime fp32 and ONNX Runtime INT8 (static
-post-training quantisation, as ``effnet quantize`` does).
+weights; optional, compiling takes minutes), ONNX Runtime fp32, OpenVINO fp32 and bf16 (the
+exported ONNX graph compiled by OpenVINO's CPU plugin; bf16 only where the CPU has it), and ONNX
+Runtime INT8 (static post-training quantisation, as ``effnet quantize`` does).
 
 :func:`choose_paths` times every runnable candidate and, when asked, the peers' models exported
-to ONNX Runtime, interleaved (:func:`effnet.deploy.runtime.time_interleaved`), and measures each
+to ONNX Runtime (and, beside our OpenVINO paths, in OpenVINO too: the same engine with the peer's
+network, shown but not counted as the best peer), interleaved
+(:func:`effnet.deploy.runtime.time_interleaved`), and measures each
 path's accuracy change: top-1 agreement with the fp32 reference on real photographs (views of
 scikit-image's sample photos) and, given labelled held-out images, the paired accuracy difference
 with a bootstrap interval and McNemar's exact p. The fastest path within :class:`Tolerance` is the
@@ -33,11 +36,16 @@ from ..errors import EffnetError
 from .runtime import check_timing_args, cpu_cores, time_interleaved
 
 #: Every candidate, in the order they are set up and shown; ``eager`` is the fp32 reference.
-CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "int8")
+CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "openvino", "openvino_bf16", "int8")
 #: What ``choose_paths`` tries unless told otherwise (compiling costs minutes, so it is opt-in).
-DEFAULT_CANDIDATES = ("eager", "channels_last", "bf16", "onnxruntime", "int8")
-PRECISION = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32",
-             "bf16": "bf16", "int8": "int8"}
+DEFAULT_CANDIDATES = ("eager", "channels_last", "bf16", "onnxruntime", "openvino", "openvino_bf16", "int8")
+PRECISION = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32", "openvino": "fp32",
+             "bf16": "bf16", "openvino_bf16": "bf16", "int8": "int8"}
+#: The engine that runs each path.
+ENGINE = {"eager": "PyTorch", "channels_last": "PyTorch", "bf16": "PyTorch", "compile": "PyTorch (Inductor)",
+          "onnxruntime": "ONNX Runtime", "int8": "ONNX Runtime", "openvino": "OpenVINO", "openvino_bf16": "OpenVINO"}
+#: Paths the peers' networks are also timed on (ONNX Runtime fp32 is the peers' reference path).
+PEER_ENGINE_PATHS = ("openvino", "openvino_bf16")
 #: Batch size the accuracy checks run at (the last batch is padded), so compiled graphs see one shape.
 EVAL_BATCH = 8
 #: scikit-image's colour sample photographs (bundled with the package, no download).
@@ -157,6 +165,8 @@ def bf16_supported() -> bool:
 
 
 BF16_UNSUPPORTED = "this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32"
+OPENVINO_BF16_UNSUPPORTED = ("this CPU has no AVX512-BF16 or AMX: OpenVINO has no bf16 kernels for it "
+                             "(the openvino path runs fp32)")
 
 
 # ----- real images ---------------------------------------------------------------------------
@@ -217,6 +227,47 @@ def onnx_runner(path: Path) -> Runner:
     return lambda x: run_session(session, x)[0]
 
 
+def openvino_runner(onnx_path: Path, bf16: bool = False) -> Runner:
+    """The ONNX model at ``onnx_path`` compiled by OpenVINO's CPU plugin, one static-shape compile per
+    input shape (the first call at a new shape compiles, in well under a second for an EfficientNet).
+
+    ``bf16`` sets OpenVINO's inference precision to bfloat16 (convolutions and matrix products in
+    bf16 with fp32 accumulation); without it the precision is fp32 (OpenVINO's own default is bf16 on
+    CPUs with AVX512-BF16 or AMX, so it is set either way). Threads: one per usable CPU, as ONNX
+    Runtime's sessions; latency mode (one inference at a time, all threads on it)."""
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        from ..errors import missing_extra
+
+        raise missing_extra(exc, "the OpenVINO paths") or exc
+    core = ov.Core()
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": cpu_cores()}
+    requests: dict[tuple[int, ...], object] = {}
+
+    def request(shape: tuple[int, ...]):
+        if shape not in requests:
+            graph = core.read_model(str(onnx_path))
+            graph.reshape(list(shape))
+            requests[shape] = core.compile_model(graph, "CPU", config).create_infer_request()
+        return requests[shape]
+
+    channels = core.read_model(str(onnx_path)).input(0).get_partial_shape()[1].get_length()
+    request((1, channels, PROBE_PIXELS, PROBE_PIXELS))  # fails here, not at the first image, if OpenVINO cannot run it
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        req = request(tuple(x.shape))
+        req.infer({0: x})
+        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+    return run
+
+
+#: Image side of the one compile :func:`openvino_runner` makes up front, to fail early.
+PROBE_PIXELS = 64
+
+
 def compiled_model(model: nn.Module, mode: str | None = None) -> nn.Module:
     """``torch.compile`` (Inductor) of the BatchNorm-folded, channels_last model with frozen weights
     (constants folded into the graph), one static graph per input shape."""
@@ -251,6 +302,10 @@ def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.nda
         export_onnx(model, fp32, example_size=int(calibration.shape[-1]) if calibration is not None else None)
     if path == "onnxruntime":
         return onnx_runner(fp32)
+    if path == "openvino_bf16" and not bf16_supported():
+        raise EffnetError(OPENVINO_BF16_UNSUPPORTED)
+    if path in ("openvino", "openvino_bf16"):
+        return openvino_runner(fp32, bf16=path == "openvino_bf16")
     int8 = Path(workdir) / "int8.onnx"
     if not int8.exists():
         if calibration is None or len(calibration) == 0:
@@ -387,27 +442,33 @@ def _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats,
                 runners[path] = build(model, path, tmp, calibration)
             except Exception as exc:  # a path that cannot run here is reported, not fatal
                 skipped[path] = f"skipped: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
-        peer_runners = _peer_runners(model, peers, size, tmp, skipped, say)
+        engine_paths = [p for p in PEER_ENGINE_PATHS if p in runners]
+        peer_runners = _peer_runners(model, peers, engine_paths, size, tmp, skipped, say)
         for batch in batch_sizes:
             rows = [PathResult(p, batch, size, note=skipped.get(p, "")) for p in candidates]
             rows += [PathResult("onnxruntime", batch, size, impl=impl, note=skipped.get(impl, "")) for impl in peers]
+            rows += [PathResult(p, batch, size, impl=impl, note=skipped.get(f"{impl} {p}", "")) for impl in peers
+                     for p in engine_paths if impl not in skipped]
             report.results += rows
         say("measuring accuracy on real images")
         _measure_accuracy(report.results, runners, photo_images, heldout, report)
         for batch in batch_sizes:
             rows = [r for r in report.results if r.batch_size == batch]
             x = np.random.default_rng(0).standard_normal((batch, chans, size, size), dtype=np.float32)
-            timed = [(r, (runners.get(r.path) if r.impl == "effnet" else peer_runners.get(r.impl))) for r in rows]
+            timed = [(r, (runners.get(r.path) if r.impl == "effnet" else peer_runners.get((r.impl, r.path))))
+                     for r in rows]
             timed = [(r, run) for r, run in timed if run is not None]
             say(f"batch {batch}: warming up and timing {len(timed)} paths, interleaved")
             _time(timed, x, repeats, warmup)
             _ratios_and_choice(rows, tolerance)
 
 
-def _peer_runners(model, peers, size, tmp, skipped, say) -> dict[str, Runner]:
+def _peer_runners(model, peers, engine_paths, size, tmp, skipped, say) -> dict[tuple[str, str], Runner]:
+    """Runners keyed (peer, path): each peer's network in ONNX Runtime fp32, and on ``engine_paths``
+    (our OpenVINO paths that run here) so that an engine's speed-up is not mistaken for the network's."""
     from ..analysis.bench import _export_plain, peer_model
 
-    out: dict[str, Runner] = {}
+    out: dict[tuple[str, str], Runner] = {}
     name = getattr(getattr(model, "desc", None), "name", "")
     for impl in peers:
         say(f"preparing {impl} in ONNX Runtime")
@@ -417,7 +478,12 @@ def _peer_runners(model, peers, size, tmp, skipped, say) -> dict[str, Runner]:
             continue
         path = tmp / f"{impl}.onnx"
         _export_plain(peer, path, torch.zeros(1, 3, size, size))
-        out[impl] = onnx_runner(path)
+        out[(impl, "onnxruntime")] = onnx_runner(path)
+        for engine_path in engine_paths:
+            try:
+                out[(impl, engine_path)] = openvino_runner(path, bf16=engine_path == "openvino_bf16")
+            except Exception as exc:  # reported in the table, as our own paths are
+                skipped[f"{impl} {engine_path}"] = f"skipped: {str(exc).splitlines()[0][:200]}"
     return out
 
 
@@ -437,7 +503,9 @@ def _time(timed: list[tuple[PathResult, Runner]], x: np.ndarray, repeats: int, w
 
 def _ratios_and_choice(rows: Sequence[PathResult], tolerance: Tolerance) -> None:
     ref = next((r for r in rows if r.impl == "effnet" and r.path == "eager" and r.ok), None)
-    peer = max((r.throughput for r in rows if r.impl != "effnet" and r.ok), default=None)
+    # the peers' reference is their network in ONNX Runtime fp32; their rows on our other engines show
+    # how much of a path's speed is the engine's, and are not the bar
+    peer = max((r.throughput for r in rows if r.impl != "effnet" and r.path == "onnxruntime" and r.ok), default=None)
     for r in rows:
         if r.ok:
             r.vs_fp32 = r.throughput / ref.throughput if ref else None
@@ -553,6 +621,9 @@ def paths_table(report: PathReport) -> str:
     t = report.tolerance
     lines.append(f"tolerance: agreement >= {100 * t.min_agreement:g}%; held-out drop <= {t.max_drop_points:g} "
                  f"points (INT8: {t.int8_max_drop_points:g})")
+    if any(r.impl != "effnet" and r.path != "onnxruntime" for r in report.results):
+        lines.append("vs best peer: against the peers' networks in ONNX Runtime fp32; the peers' rows on other engines "
+                     "show how much of a path's speed is the engine's")
     for r in report.results:
         if r.note:
             lines.append(f"note: {r.impl} {r.path} batch {r.batch_size}: {r.note}")
@@ -568,10 +639,16 @@ def paths_table(report: PathReport) -> str:
 
 #: ``effnet predict --path`` values and the candidate each runs (``eager`` is predict's own default:
 #: BatchNorm folded, channels_last).
-PREDICT_PATHS = {"eager": "channels_last", "onnxruntime": "onnxruntime", "int8": "int8", "bf16": "bf16"}
-#: ``effnet export --path`` values; every fp32 candidate exports as the fp32 ONNX model.
+PREDICT_PATHS = {"eager": "channels_last", "onnxruntime": "onnxruntime", "int8": "int8", "bf16": "bf16",
+                 "openvino": "openvino", "openvino_bf16": "openvino_bf16"}
+#: ``effnet export --path`` values; every fp32 candidate exports as the fp32 ONNX model, which is
+#: also what the OpenVINO paths compile (OpenVINO reads ONNX; bf16 is its run-time precision).
 EXPORT_OF = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32", "int8": "int8",
-             "bf16": "bf16"}
+             "bf16": "bf16", "openvino": "fp32", "openvino_bf16": "fp32"}
+#: How to run what ``effnet export`` wrote for a path chosen on another engine than ONNX Runtime.
+RUN_WITH = {"openvino": "OpenVINO: openvino.Core().compile_model(FILE, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})",
+            "openvino_bf16": "OpenVINO in bf16: openvino.Core().compile_model(FILE, 'CPU', "
+                             "{'INFERENCE_PRECISION_HINT': 'bf16'}), or `effnet predict --path openvino_bf16`"}
 
 
 def check_path(value: str, allowed: Sequence[str]) -> str:
