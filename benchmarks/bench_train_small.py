@@ -72,7 +72,7 @@ def cpu_description() -> tuple[str, list[str]]:
 def main() -> int:
     import torch
 
-    from effnet.train.fastpath import choose_training_settings
+    from effnet.train.fastpath import choose_training_settings, cpu_flags, native_bf16
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64)
@@ -93,6 +93,8 @@ def main() -> int:
         "effnet b0, fp32 NCHW": ("effnet", {}),
         f"effnet b0, fastpath ({', '.join(f'{k}={v}' for k, v in opts.items())})": ("effnet", opts),
     }
+    if native_bf16(cpu_flags()) and opts.get("amp") != "bf16":  # what fastpath did not choose, measured beside it
+        configs["effnet b0, channels_last + bf16 autocast"] = ("effnet", {**opts, "channels_last": True, "amp": "bf16"})
     names = list(configs)
     base = names[0]
     load = [os.getloadavg()[0]]

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL", help="model name, description .json, or effnet checkpoint "
                                                    "(fine-tuned on the data for a meaningful accuracy)")
     p.add_argument("--pretrained", action="store_true", help="load effnet's offline ImageNet weights for a model name")
-    p.add_argument("--data", required=True, help="'elpv', 'synthetic', an image folder or a .csv list")
+    p.add_argument("--data", required=True, help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a .csv list")
     p.add_argument("--out", required=True, metavar="FILE.onnx")
     p.add_argument("--calib-images", type=int, default=200, help="training images used for calibration (default 200)")
     p.add_argument("--calibration", choices=("percentile", "minmax", "entropy"), default=None,

@@ -35,7 +35,7 @@ def _add_train_options(p: argparse.ArgumentParser, *, model_flag: bool) -> None:
     if model_flag:
         p.add_argument("--model", help="registered name (efficientnet_b0) or description JSON (default efficientnet_b0)")
         p.add_argument("--pretrained", help="'true' (ImageNet weights: Lite0..Lite2 offline, B0..B7 from torchvision via torch.hub), a URL or a checkpoint path")
-    p.add_argument("--data", help="'elpv', 'synthetic', an image folder (one folder per class) or a CSV list")
+    p.add_argument("--data", help="'elpv', 'fashion-mnist', 'synthetic', an image folder (one folder per class) or a CSV list")
     p.add_argument("--task", help="labelling of the data set (elpv: defect4 as 'default', or 'binary')")
     p.add_argument("--img-size", type=int, help="training resolution (default: the variant's)")
     p.add_argument("--epochs", type=int)
