@@ -80,7 +80,8 @@ def test_without_labels_a_path_needs_top1_agreement_with_fp32():
     assert tol.verdict("bf16", 0.995, None) == ""
     assert "agreement 98.0% < 99.0%" in tol.verdict("bf16", 0.98, None)
     assert "agreement" in tol.verdict("int8", 0.9, None)
-    assert tol.verdict("int8", 0.9, -0.5) == ""  # with labels INT8 is judged by the held-out change
+    assert tol.verdict("int8", 0.9, -0.5) == ""  # with labels the held-out change decides
+    assert tol.verdict("bf16", 0.96, +0.02) == ""  # ... for every path: the photos only stand in for labels
     assert "beyond -0.1" in tol.verdict("bf16", 1.0, -0.2)
 
 
@@ -152,6 +153,10 @@ def test_the_best_peer_is_the_peers_network_in_onnx_runtime_not_on_our_engines()
     ours, peer_ort, peer_ov = rows[1], rows[2], rows[3]
     assert ours.chosen and ours.vs_best_peer == pytest.approx(2.0)  # against timm in ONNX Runtime
     assert peer_ov.vs_best_peer == pytest.approx(2.0) and not peer_ov.chosen  # the engine's share, shown
+    paths._measure_accuracy(rows, {"eager": lambda x: x.reshape(len(x), -1)[:, :4],
+                                   "openvino_bf16": lambda x: x.reshape(len(x), -1)[:, :4]}, IMAGES, None,
+                            PathReport(rows, Tolerance(), 5, {}))
+    assert ours.agreement == 1.0 and peer_ov.agreement is None and peer_ort.agreement is None  # not our network
     report = PathReport(rows, Tolerance(), 5, paths.machine())
     assert "the peers' rows on other engines show how much of a path's speed is the engine's" in paths.paths_table(report)
 

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     c.add_argument("--eval-limit", type=int, default=None, help="at most this many held-out images")
     c.add_argument("--calib-images", type=int, default=200, help="--data training images INT8 is calibrated on (default 200)")
     c.add_argument("--seed", type=int, default=0, help="split seed of --data (the one the model was trained with)")
-    c.add_argument("--min-agreement", type=float, default=99.0, help="top-1 agreement with fp32 a path needs, percent (default 99)")
+    c.add_argument("--min-agreement", type=float, default=99.0, help="top-1 agreement with fp32 on the sample photos a path needs when there is no --data, percent (default 99); with --data the held-out change decides")
     c.add_argument("--max-drop", type=float, default=0.1, help="held-out accuracy drop allowed for fp32/bf16 paths, points (default 0.1)")
     c.add_argument("--int8-max-drop", type=float, default=1.0, help="held-out accuracy drop allowed for INT8, points (default 1)")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart PNG")

@@ -57,10 +57,12 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immu
 class Tolerance:
     """How much accuracy change a path may bring and still be chosen.
 
-    Every path needs top-1 agreement with the fp32 reference of at least ``min_agreement`` on the
-    photo views, except INT8 when labelled held-out data are given (INT8 moves predictions both
-    ways on hard images; the held-out accuracy decides). Given labelled data, the accuracy may drop
-    by at most ``max_drop_points`` (fp32 and bf16 paths) or ``int8_max_drop_points`` (INT8).
+    Without labelled held-out data, a path needs top-1 agreement with the fp32 reference of at least
+    ``min_agreement`` on the photo views. Given labelled data, the held-out accuracy decides instead
+    (the photos are only a stand-in for it, and for a model trained on other images, such as grey
+    clothing, natural photos are out of its domain, where a near tie flips on rounding alone): it may
+    drop by at most ``max_drop_points`` (fp32 and bf16 paths) or ``int8_max_drop_points`` (INT8).
+    The agreement is still reported.
     """
 
     min_agreement: float = 0.99
@@ -78,7 +80,7 @@ class Tolerance:
         labelled = delta_points is not None
         if agreement is None and not labelled:
             return "accuracy change not measured"
-        if agreement is not None and agreement < self.min_agreement and not (PRECISION[path] == "int8" and labelled):
+        if agreement is not None and agreement < self.min_agreement and not labelled:
             return f"top-1 agreement {100 * agreement:.1f}% < {100 * self.min_agreement:.1f}%"
         limit = self.int8_max_drop_points if PRECISION[path] == "int8" else self.max_drop_points
         if labelled and -delta_points > limit:
@@ -386,6 +388,8 @@ def _measure_accuracy(results: Sequence[PathResult], runners: dict[str, Runner],
                      heldout_images=len(ref_correct))
         measured[path] = m
     for r in results:
+        if r.impl != "effnet":  # a peer's network is not ours: its agreement with our fp32 is not measured
+            continue
         for k, v in measured.get(r.path, {}).items():
             setattr(r, k, v)
 
@@ -619,8 +623,11 @@ def paths_table(report: PathReport) -> str:
         lines.append(f"held-out: {report.heldout_name}, {n} images; eager fp32 top-1 {100 * report.fp32_top1:.2f}% "
                      f"({100 * lo:.2f}-{100 * hi:.2f}); change in points, paired bootstrap interval")
     t = report.tolerance
-    lines.append(f"tolerance: agreement >= {100 * t.min_agreement:g}%; held-out drop <= {t.max_drop_points:g} "
-                 f"points (INT8: {t.int8_max_drop_points:g})")
+    if report.fp32_top1 is not None:
+        lines.append(f"tolerance: held-out drop <= {t.max_drop_points:g} points (INT8: {t.int8_max_drop_points:g}); "
+                     "the photo agreement is shown, not required, when labelled data decide")
+    else:
+        lines.append(f"tolerance: top-1 agreement >= {100 * t.min_agreement:g}% on the photos (no labelled data)")
     if any(r.impl != "effnet" and r.path != "onnxruntime" for r in report.results):
         lines.append("vs best peer: against the peers' networks in ONNX Runtime fp32; the peers' rows on other engines "
                      "show how much of a path's speed is the engine's")
