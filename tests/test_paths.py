@@ -166,6 +166,9 @@ def one_choice(path="int8", batch=1, size=32) -> PathReport:
                       Tolerance(), 5, paths.machine())
 
 
+REAL_MACHINE = paths.machine()
+
+
 def test_the_cache_is_keyed_by_model_batch_size_and_machine_and_reused(tmp_path, monkeypatch):
     file = tmp_path / "cache" / "paths.json"
     PathCache(file).put("net-a", one_choice("int8", batch=1))
@@ -180,6 +183,9 @@ def test_the_cache_is_keyed_by_model_batch_size_and_machine_and_reused(tmp_path,
     other_cpu = {**paths.machine(), "flags_sha1": "0" * 12}
     monkeypatch.setattr(paths, "machine", lambda: other_cpu)
     assert cache.get("net-a", 1, 32) is None  # another machine's choice does not apply
+    monkeypatch.undo()
+    monkeypatch.setattr(paths, "machine", lambda: {**REAL_MACHINE, "openvino": "0.0-other"})
+    assert cache.get("net-a", 1, 32) is None  # nor one made with another OpenVINO (or none): its paths differ
 
 
 def test_a_corrupt_cache_is_ignored_with_a_warning_and_replaced(tmp_path, monkeypatch):

@@ -137,7 +137,8 @@ class PathReport:
 # ----- the machine ---------------------------------------------------------------------------
 
 def machine() -> dict:
-    """What makes a timing valid only here: CPU model and flags, cores, library versions."""
+    """What makes a timing valid only here: CPU model and flags, cores, library versions (installing or
+    removing OpenVINO changes which paths exist, so its version is part of it too)."""
     from ..train.fastpath import cpu_flags
 
     cpu = platform.processor()
@@ -153,9 +154,15 @@ def machine() -> dict:
         ort_version = onnxruntime.__version__
     except ImportError:
         ort_version = None
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        ov_version = version("openvino")
+    except PackageNotFoundError:
+        ov_version = None
     simd = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))]
     return {"cpu": cpu, "simd_flags": simd, "flags_sha1": hashlib.sha1(" ".join(flags).encode()).hexdigest()[:12],
-            "cores": cpu_cores(), "torch": torch.__version__, "onnxruntime": ort_version,
+            "cores": cpu_cores(), "torch": torch.__version__, "onnxruntime": ort_version, "openvino": ov_version,
             "python": platform.python_version()}
 
 
@@ -573,7 +580,7 @@ class PathCache:
     def key(model_id: str, batch_size: int, img_size: int, where: dict | None = None) -> str:
         m = where or machine()
         return json.dumps([model_id, batch_size, img_size, m["cpu"], m["flags_sha1"], m["cores"], m["torch"],
-                           m["onnxruntime"]])
+                           m["onnxruntime"], m.get("openvino")])
 
     def get(self, model_id: str, batch_size: int, img_size: int) -> dict | None:
         return self.entries.get(self.key(model_id, batch_size, img_size))
