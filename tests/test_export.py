@@ -146,3 +146,32 @@ def test_onnx_export_runs_pretrained_lite0_within_tolerance(tmp_path):
     checks = verify_onnx(model, path, [(1, 224, 224), (1, 250, 333)])
     assert all(c.ok for c in checks), [c.line() for c in checks]
     assert checks[0].max_abs_output > 1.0  # real logits, not the near-zero outputs of random weights
+
+
+@pytest.mark.parametrize("padding", ["symmetric", "same"])
+def test_openvino_ir_has_dynamic_shapes_and_matches_pytorch(tmp_path, padding):
+    ov = pytest.importorskip("openvino")
+    from effnet.deploy.export import export_openvino, verify_openvino
+
+    model = tiny_model(padding)
+    xml = export_openvino(model, tmp_path / "tiny.xml")
+    assert xml.is_file() and xml.with_suffix(".bin").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.bin", "tiny.xml"]  # no staging left behind
+    checks = verify_openvino(model, xml)
+    assert len(checks) == 3 and all(c.ok for c in checks), [c.line() for c in checks]
+    shape = ov.Core().read_model(str(xml)).input(0).get_partial_shape()
+    assert shape[0].is_dynamic and shape[2].is_dynamic and shape[3].is_dynamic and shape[1].get_length() == 3
+
+
+def test_export_command_writes_openvino_ir_or_says_why_not(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("openvino")
+    monkeypatch.setattr(cli, "COMMANDS", ["export"])
+    desc = scale(get_network("efficientnet_b0"), width=0.25, depth=0.3, image_size=64, name="tiny_b0")
+    desc.save(tmp_path / "tiny.json")
+    assert cli.main(["export", str(tmp_path / "tiny.json"), "--format", "openvino", "--out", str(tmp_path / "m.xml")]) == 0
+    text = capsys.readouterr().out
+    assert "(OpenVINO, fp32, random inputs)" in text and text.count(" ok") == 3
+    assert cli.main(["export", str(tmp_path / "tiny.json"), "--format", "openvino", "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("effnet export: error: OpenVINO IR is written as NAME.xml") and err.count("\n") == 1
+    assert not (tmp_path / "m.onnx").exists()

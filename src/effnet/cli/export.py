@@ -5,13 +5,14 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export to ONNX or TorchScript (BatchNorm folded, dynamic shapes)",
+    p = subparsers.add_parser("export", help="export to ONNX, TorchScript or OpenVINO IR (BatchNorm folded, dynamic shapes)",
                               description="Export a model with BatchNorm folded into the convolutions and dynamic "
                                           "batch, height and width, then check the exported outputs against PyTorch "
                                           "at three input sizes (max abs difference <= 1e-4).")
     p.add_argument("model", metavar="MODEL", help="model name, description .json, or effnet checkpoint")
     p.add_argument("--pretrained", action="store_true", help="load effnet's offline ImageNet weights for a model name")
-    p.add_argument("--format", choices=("onnx", "torchscript"), required=True)
+    p.add_argument("--format", choices=("onnx", "torchscript", "openvino"), required=True,
+                   help="openvino: IR, --out NAME.xml with NAME.bin beside it (the 'openvino' extra)")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch")
@@ -36,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
         path = export_onnx(model, args.out, opset=args.opset)
         runner = "ONNX Runtime"
         verify = verify_onnx
+    elif args.format == "openvino":
+        from ..deploy.export import export_openvino, verify_openvino
+
+        path = export_openvino(model, args.out, opset=args.opset)
+        runner = "OpenVINO, fp32"
+        verify = verify_openvino
     else:
         path = export_torchscript(model, args.out)
         runner = "TorchScript"

@@ -1,4 +1,4 @@
-"""Export to ONNX and TorchScript with dynamic batch, height and width, checked against PyTorch.
+"""Export to ONNX, TorchScript and OpenVINO IR with dynamic batch, height and width, checked against PyTorch.
 
 Before export BatchNorm is folded into the convolutions
 (:meth:`effnet.nn.EfficientNet.optimize_for_inference` without channels_last).
@@ -68,6 +68,47 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
         warnings.simplefilter("ignore")
         torch.onnx.export(ready, (_example(ready, example_size),), str(tmp), dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
+    return target
+
+
+def _openvino():
+    try:
+        import openvino
+    except ImportError as exc:
+        from ..errors import missing_extra
+
+        raise missing_extra(exc, "OpenVINO export") or exc
+    return openvino
+
+
+def export_openvino(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+    """Write ``model`` (BatchNorm folded) as OpenVINO IR: ``path`` (``.xml``, the graph) and the
+    ``.bin`` beside it (fp32 weights), with dynamic batch, height and width.
+
+    The graph is this module's ONNX export converted by ``openvino.convert_model``. Precision is
+    chosen when the IR is compiled (OpenVINO runs bf16 by default on CPUs with AVX512-BF16 or AMX;
+    ``{'INFERENCE_PRECISION_HINT': 'f32'}`` keeps fp32). Both files are written beside ``path``
+    first and renamed into place, the weights before the graph.
+    """
+    import shutil
+    import tempfile
+
+    target = Path(path)
+    if target.suffix != ".xml":
+        raise ValueError(f"OpenVINO IR is written as NAME.xml (with NAME.bin beside it); got {target.name}")
+    ov = _openvino()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
+    try:
+        onnx_file = export_onnx(model, staging / "model.onnx", opset=opset)
+        graph = ov.convert_model(str(onnx_file))
+        ov.save_model(graph, str(staging / target.name), compress_to_fp16=False)
+        import os
+
+        os.replace(staging / target.with_suffix(".bin").name, target.with_suffix(".bin"))
+        os.replace(staging / target.name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -148,6 +189,25 @@ def verify_onnx(model: nn.Module, path: str | Path, sizes: Sequence[tuple[int, i
         with torch.inference_mode():
             ref = _as_list(model(x))
         checks.append(_compare(ref, run_session(session, x.numpy()), x.shape))
+    return checks
+
+
+def verify_openvino(model: nn.Module, path: str | Path, sizes: Sequence[tuple[int, int, int]] | None = None,
+                    seed: int = 0) -> list[Check]:
+    """Compile the IR in OpenVINO (CPU, fp32 precision) and compare it with PyTorch on random inputs."""
+    ov = _openvino()
+    model = model.eval()
+    sizes = sizes or check_sizes(_example(model, None).shape[-1])
+    try:
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    except RuntimeError as exc:
+        raise ValueError(f"cannot load OpenVINO IR {path}: {str(exc).strip().splitlines()[0][:200]}") from None
+    checks = []
+    for x in _inputs(model, sizes, seed):
+        with torch.inference_mode():
+            ref = _as_list(model(x))
+        out = compiled(x.numpy())
+        checks.append(_compare(ref, [np.asarray(out[o]) for o in compiled.outputs], x.shape))
     return checks
 
 

@@ -662,7 +662,8 @@ EXPORT_OF = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxr
 #: How to run what ``effnet export`` wrote for a path chosen on another engine than ONNX Runtime.
 RUN_WITH = {"openvino": "OpenVINO: openvino.Core().compile_model(FILE, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})",
             "openvino_bf16": "OpenVINO in bf16: openvino.Core().compile_model(FILE, 'CPU', "
-                             "{'INFERENCE_PRECISION_HINT': 'bf16'}), or `effnet predict --path openvino_bf16`"}
+                             "{'INFERENCE_PRECISION_HINT': 'bf16'}), or `effnet predict --path openvino_bf16`; "
+                             "`effnet export --format openvino` writes the same graph as OpenVINO IR"}
 
 
 def check_path(value: str, allowed: Sequence[str]) -> str:
