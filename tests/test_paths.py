@@ -124,7 +124,7 @@ def test_openvino_bf16_runs_only_on_a_cpu_with_native_bf16(monkeypatch, tiny_mod
     import effnet.train.fastpath as fastpath
 
     monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    with pytest.raises(effnet.errors.EffnetError, match="no AVX512-BF16 or AMX: OpenVINO has no bf16 kernels"):
+    with pytest.raises(effnet.errors.EffnetError, match="no AVX512-BF16 or AMX, which OpenVINO's bf16 precision needs"):
         paths.build_runner(tiny_model, "openvino_bf16", tmp_path)
     monkeypatch.undo()
     if not paths.bf16_supported():

@@ -150,17 +150,23 @@ def test_study_json_holds_per_candidate_intervals_differences_and_the_control(tm
     assert data["control"]["separated"] and data["control"]["ci_low"] > 0
 
 
-def test_proxy_fidelity_reports_kendall_tau_with_an_interval(tmp_path, monkeypatch):
+def _proxy_study(tmp_path, monkeypatch, quick_train) -> tuple[str, dict]:
+    """``effnet study proxy`` of width-scaled networks at 2x and 4x, 2 seeds, 1 against 2 epochs,
+    trained by the stand-in ``quick_train``: its stdout and proxy.json."""
     import json
 
     import effnet.train
 
-    monkeypatch.setattr(effnet.train, "quick_train", PredictingQuickTrain())
+    monkeypatch.setattr(effnet.train, "quick_train", quick_train)
     code, stdout, err = _run("study", "proxy", "--data", "synthetic", "--limit-per-class", "100", "--img-size", "32",
                              "--ratios", "2,4", "--methods", "width", "--seeds", "2", "--budget-epochs", "1",
                              "--factor", "2", "--out", str(tmp_path))
     assert code == 0, err
-    data = json.loads((tmp_path / "proxy.json").read_text())
+    return stdout, json.loads((tmp_path / "proxy.json").read_text())
+
+
+def test_proxy_fidelity_reports_kendall_tau_with_an_interval(tmp_path, monkeypatch):
+    stdout, data = _proxy_study(tmp_path, monkeypatch, PredictingQuickTrain())
     assert data["verdict"] in stdout and data["long_epochs"] == 2 * data["proxy_epochs"]
     assert data["tau_ci_low"] <= data["tau"] <= data["tau_ci_high"] and len(data["candidates"]) == 4
     # the stand-in's accuracy grows with multiply-adds at any budget: the rankings agree
@@ -168,22 +174,12 @@ def test_proxy_fidelity_reports_kendall_tau_with_an_interval(tmp_path, monkeypat
 
 
 def test_a_proxy_that_leaves_most_candidates_at_chance_says_it_learned_nothing(tmp_path, monkeypatch):
-    import json
-
-    import effnet.train
-    from search_helpers import PredictingQuickTrain
-
     class ChanceAtOneEpoch(PredictingQuickTrain):
         def __call__(self, desc, splits, **kwargs):
             self.accuracy = (lambda d, px: 1.0 / splits.num_classes) if kwargs["epochs"] == 1 else None
             return super().__call__(desc, splits, **kwargs)
 
-    monkeypatch.setattr(effnet.train, "quick_train", ChanceAtOneEpoch())
-    code, stdout, err = _run("study", "proxy", "--data", "synthetic", "--limit-per-class", "100", "--img-size", "32",
-                             "--ratios", "2,4", "--methods", "width", "--seeds", "2", "--budget-epochs", "1",
-                             "--factor", "2", "--out", str(tmp_path))
-    assert code == 0, err
-    data = json.loads((tmp_path / "proxy.json").read_text())
+    stdout, data = _proxy_study(tmp_path, monkeypatch, ChanceAtOneEpoch())
     assert data["verdict"].startswith("The 1-epoch proxy learned nothing to rank") and data["verdict"] in stdout
     assert len(data["at_chance"]) > len(data["candidates"]) / 2 and not data["separated_from_zero"]
     assert (tmp_path / "proxy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

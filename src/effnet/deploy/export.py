@@ -71,13 +71,14 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
     return target
 
 
-def _openvino():
+def import_openvino():
+    """The ``openvino`` module, or the error naming the extra that installs it."""
     try:
         import openvino
     except ImportError as exc:
         from ..errors import missing_extra
 
-        raise missing_extra(exc, "OpenVINO export") or exc
+        raise missing_extra(exc, "OpenVINO") or exc
     return openvino
 
 
@@ -90,21 +91,20 @@ def export_openvino(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPS
     ``{'INFERENCE_PRECISION_HINT': 'f32'}`` keeps fp32). Both files are written beside ``path``
     first and renamed into place, the weights before the graph.
     """
+    import os
     import shutil
     import tempfile
 
     target = Path(path)
     if target.suffix != ".xml":
         raise ValueError(f"OpenVINO IR is written as NAME.xml (with NAME.bin beside it); got {target.name}")
-    ov = _openvino()
+    ov = import_openvino()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
     try:
         onnx_file = export_onnx(model, staging / "model.onnx", opset=opset)
         graph = ov.convert_model(str(onnx_file))
         ov.save_model(graph, str(staging / target.name), compress_to_fp16=False)
-        import os
-
         os.replace(staging / target.with_suffix(".bin").name, target.with_suffix(".bin"))
         os.replace(staging / target.name, target)
     finally:
@@ -195,7 +195,7 @@ def verify_onnx(model: nn.Module, path: str | Path, sizes: Sequence[tuple[int, i
 def verify_openvino(model: nn.Module, path: str | Path, sizes: Sequence[tuple[int, int, int]] | None = None,
                     seed: int = 0) -> list[Check]:
     """Compile the IR in OpenVINO (CPU, fp32 precision) and compare it with PyTorch on random inputs."""
-    ov = _openvino()
+    ov = import_openvino()
     model = model.eval()
     sizes = sizes or check_sizes(_example(model, None).shape[-1])
     try:

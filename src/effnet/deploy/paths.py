@@ -41,9 +41,6 @@ CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "openv
 DEFAULT_CANDIDATES = ("eager", "channels_last", "bf16", "onnxruntime", "openvino", "openvino_bf16", "int8")
 PRECISION = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32", "openvino": "fp32",
              "bf16": "bf16", "openvino_bf16": "bf16", "int8": "int8"}
-#: The engine that runs each path.
-ENGINE = {"eager": "PyTorch", "channels_last": "PyTorch", "bf16": "PyTorch", "compile": "PyTorch (Inductor)",
-          "onnxruntime": "ONNX Runtime", "int8": "ONNX Runtime", "openvino": "OpenVINO", "openvino_bf16": "OpenVINO"}
 #: Paths the peers' networks are also timed on (ONNX Runtime fp32 is the peers' reference path).
 PEER_ENGINE_PATHS = ("openvino", "openvino_bf16")
 #: Batch size the accuracy checks run at (the last batch is padded), so compiled graphs see one shape.
@@ -174,7 +171,7 @@ def bf16_supported() -> bool:
 
 
 BF16_UNSUPPORTED = "this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32"
-OPENVINO_BF16_UNSUPPORTED = ("this CPU has no AVX512-BF16 or AMX: OpenVINO has no bf16 kernels for it "
+OPENVINO_BF16_UNSUPPORTED = ("this CPU has no AVX512-BF16 or AMX, which OpenVINO's bf16 precision needs "
                              "(the openvino path runs fp32)")
 
 
@@ -238,19 +235,15 @@ def onnx_runner(path: Path) -> Runner:
 
 def openvino_runner(onnx_path: Path, bf16: bool = False) -> Runner:
     """The ONNX model at ``onnx_path`` compiled by OpenVINO's CPU plugin, one static-shape compile per
-    input shape (the first call at a new shape compiles, in well under a second for an EfficientNet).
+    input shape (the first call at a new shape compiles).
 
     ``bf16`` sets OpenVINO's inference precision to bfloat16 (convolutions and matrix products in
     bf16 with fp32 accumulation); without it the precision is fp32 (OpenVINO's own default is bf16 on
     CPUs with AVX512-BF16 or AMX, so it is set either way). Threads: one per usable CPU, as ONNX
     Runtime's sessions; latency mode (one inference at a time, all threads on it)."""
-    try:
-        import openvino as ov
-    except ImportError as exc:
-        from ..errors import missing_extra
+    from .export import import_openvino
 
-        raise missing_extra(exc, "the OpenVINO paths") or exc
-    core = ov.Core()
+    core = import_openvino().Core()
     config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_NUM_THREADS": cpu_cores()}
     requests: dict[tuple[int, ...], object] = {}
