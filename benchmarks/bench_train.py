@@ -75,7 +75,8 @@ def child(spec: dict, steps: int, warmup: int, batch: int, size: int, threads: i
 
         model = create_model("efficientnet_b0", num_classes=1000)
     n_steps = steps + warmup
-    cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0, **spec["opts"])
+    # no layout given means NCHW (TrainConfig's default None would let the recipe pick channels_last)
+    cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0, **{"channels_last": False, **spec["opts"]})
     trainer = Trainer(cfg, model, Images(batch * n_steps), device=torch.device("cpu"))
     before = rss_mib()
     times = []

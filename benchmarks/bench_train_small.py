@@ -54,8 +54,12 @@ def make_trainer(kind: str, opts: dict, size: int, batch: int, steps: int):
         model = efficientnet_b0(num_classes=4)
     else:
         model = create_model("efficientnet_b0", num_classes=4)
+    # a configuration without a layout is NCHW: TrainConfig's default (None) lets the recipe pick
+    # the machine's fastest layout, which would turn every "NCHW" row into channels_last
+    opts = {"channels_last": False, **opts}
     cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0, **opts)
     trainer = Trainer(cfg, model, Images(batch * steps), device=torch.device("cpu"))
+    assert trainer.cfg.channels_last == opts["channels_last"], "the layout asked for is the layout trained"
     return trainer.train_epoch()
 
 

@@ -41,19 +41,23 @@ def test_small_map_gradients_equal_conv2d(kernel, stride, size, bias, channels_l
         assert torch.allclose(gb1, gb2, atol=1e-5)
 
 
-def test_only_maps_the_kernel_spans_take_the_own_gradient(monkeypatch):
+def test_only_channels_last_maps_the_kernel_spans_take_the_own_gradient(monkeypatch):
     from effnet.nn import layers
 
     calls = []
     monkeypatch.setattr(layers._DepthwiseSmallMap, "apply", lambda *a: calls.append(a) or nn.functional.conv2d(
         a[0], a[1], a[2], a[3], a[4], 1, a[1].shape[0]))
     conv = DepthwiseConv2d(4, 4, 3, 1, 1, groups=4)
-    conv(torch.randn(1, 4, 3, 3, requires_grad=True))  # the 3x3 kernel spans the 3x3 map: own gradient
-    conv(torch.randn(1, 4, 8, 3, requires_grad=True))  # spans the width: own gradient
+
+    def nhwc(*shape):
+        return torch.randn(*shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+    conv(nhwc(2, 4, 3, 3))  # the 3x3 kernel spans the 3x3 map: own gradient
+    conv(nhwc(2, 4, 8, 3))  # spans the width: own gradient
     assert len(calls) == 2
-    conv(torch.randn(1, 4, 4, 4))  # 4 x 4 is larger than the kernel: ATen's
+    conv(torch.randn(2, 4, 3, 3, requires_grad=True))  # NCHW: ATen's (the per-tap sums were slower there)
+    conv(nhwc(2, 4, 4, 4))  # 4 x 4 is larger than the kernel: ATen's
     conv.eval()
-    conv(torch.randn(1, 4, 2, 2))  # eval mode: ATen's
+    conv(nhwc(2, 4, 2, 2))  # eval mode: ATen's
     assert len(calls) == 2
     five = DepthwiseConv2d(4, 4, 5, 2, 2, groups=4)
     assert kernel_covers_map(five.kernel_size, 4, 4) and not kernel_covers_map(five.kernel_size, 8, 8)
