@@ -10,10 +10,11 @@ The rules and the measurements behind them (``benchmarks/results/train-cpu.md``)
   fastest in NHWC; B0's training step was 1.2x to 1.5x faster at 64 px and 1.4x at 224 px.
 * bf16 autocast: only where the CPU computes in bfloat16 natively (AVX512-BF16 or AMX). Elsewhere
   PyTorch emulates it and every cast costs time, so fp32 is faster. Even with AVX512-BF16, eager
-  autocast trains B0 (batch 32) slower than fp32 up to 160 px and faster from 192 px: 0.67x at
-  64 px, 0.71x at 128, 0.76x at 160, 1.27x at 192, 1.48x at 224 on a 2-core AMD EPYC (Zen 5),
-  interleaved with fp32; the casts outweigh bf16's arithmetic until the activations outgrow the
-  caches. So bf16 is chosen from ``BF16_MIN_PIXELS`` up.
+  autocast trains B0 (batch 32, channels_last) slower than fp32 up to 160 px and faster from
+  192 px on a 2-core AMD EPYC (Zen 5), interleaved: 0.64x the fp32 step at 64 px, 0.81x at 128,
+  0.72x at 160; 1.23x torchvision's fp32 channels_last step at 192 px and 1.40x at 224. The casts
+  outweigh bf16's arithmetic until the activations outgrow the caches. So bf16 is chosen from
+  ``BF16_MIN_PIXELS`` up.
 * torch.compile: not chosen for CPU training. Compiling B0's training step took 753 s on this
   project's 2-core machine (load average 10) against about 1 s per eager step, more than a whole
   study trial; on a GPU it is left to the caller too, as it would be recompiled for every network
