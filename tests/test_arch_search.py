@@ -457,3 +457,20 @@ def test_evaluator_with_per_image_results_for_the_wrong_number_of_seeds_fails_th
     s = settings(strategy="random", seeds=2)
     study = run_arch_search(s, lambda desc: {"accuracy": 0.5, "val_correct": [[1, 0, 1]]}, n_trials=1)
     assert study.trials[0].state.name == "FAIL" and "for 1 seed(s); expected 2" in study.trials[0].user_attrs["error"]
+
+
+def test_a_planted_winner_with_one_seed_is_not_named():
+    s, study = _planted_search(lambda is_base, split: 0.85 if is_base else 0.55, w=0.0, seeds=1)
+    summary = analyse_search(study, s, draws=300)
+    assert not summary["decided"] and summary["winner"] is None
+    assert summary["verdict"].startswith("Not decided: one seed")
+
+
+def test_differences_to_the_data_chosen_best_use_the_simultaneous_bound():
+    s, study = _planted_search(lambda is_base, split: 0.85 if is_base else 0.55, w=0.0)
+    summary = analyse_search(study, s, draws=300)
+    for r in summary["candidates"]:
+        half = (r["accuracy_diff_to_best_ci_high"] - r["accuracy_diff_to_best_ci_low"]) / 2
+        assert half == pytest.approx(summary["candidates"][0]["accuracy_diff_to_best_ci_high"]
+                                     - summary["candidates"][0]["accuracy_diff_to_best"])
+        assert "accuracy_diff_p_holm" not in r  # no per-pair test against a best chosen on the same images

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from effnet.search.stats import bootstrap, compare, holm, paired_difference
+from effnet.search.calibration import Scenario, replicate
+from effnet.search.stats import Spread, bootstrap, compare, holm, independent_splits, paired_difference
 
 
 def runs(rng: np.random.Generator, accuracies, seeds: int = 3, images: int = 300, seed_sd: float = 0.02):
@@ -79,3 +80,71 @@ def test_holm_matches_the_step_down_definition():
 def test_candidates_scored_on_different_images_are_refused():
     with pytest.raises(ValueError, match="different numbers of images"):
         compare(["a", "b"], [[np.ones(10)], [np.ones(9)]])
+
+
+# ----- an image is one unit, however many seeds scored it --------------------------------------
+
+def image_driven(rng, images=400, seeds=3):
+    """Seeds agree on every image: correctness is a property of the image, not of the run."""
+    p = rng.random(images) < 0.7
+    return [[p.astype(float)] * seeds]
+
+
+def test_seeds_that_share_a_split_do_not_multiply_the_images():
+    rng = np.random.default_rng(11)
+    three = image_driven(rng)
+    one = [three[0][:1]]
+    w3 = np.diff(compare(["a"], three, draws=1500).ci[0])[0]
+    w1 = np.diff(compare(["a"], one, draws=1500).ci[0])[0]
+    assert w3 == pytest.approx(w1, rel=0.15)  # three copies of 400 images are still 400 images
+    ids = independent_splits([400, 400, 400])
+    w_own = np.diff(compare(["a"], three, draws=1500, image_ids=ids).ci[0])[0]
+    assert w_own < 0.9 * w3  # seeds with their own splits did score 1,200 images (read conservatively)
+
+
+def test_explicit_image_ids_that_repeat_within_a_seed_count_each_image_once():
+    rng = np.random.default_rng(12)
+    a = (rng.random(300) < 0.8).astype(float)
+    b = (rng.random(300) < 0.6).astype(float)
+    single = paired_difference([a, a], [b, b], draws=1500)
+    ids = [np.tile(np.arange(300), 3)] * 2
+    pooled = paired_difference([np.tile(a, 3)] * 2, [np.tile(b, 3)] * 2, draws=1500, image_ids=ids)
+    assert pooled["images"] == 300
+    assert pooled["ci_high"] - pooled["ci_low"] == pytest.approx(single["ci_high"] - single["ci_low"], rel=0.15)
+
+
+def test_image_ids_of_the_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="image ids"):
+        compare(["a"], [[[1, 0, 1]]], image_ids=[[0, 1]])
+
+
+@pytest.mark.parametrize("kind", ["swap", "image"])
+def test_equal_candidates_are_separated_rarely_and_intervals_cover(kind):
+    """The promise at a small size: at most 8% false separations, at least 90% coverage."""
+    r = replicate(Scenario(kind), seeds=3, images=300, replications=120, draws=300, seed=1)
+    assert r["false_separation"] <= 0.08, r
+    assert r["coverage"] >= 0.90, r
+
+
+def test_intervals_still_cover_with_training_noise_and_two_seeds():
+    r = replicate(Scenario("image", seed_sd=0.3), seeds=2, images=300, replications=120, draws=300, seed=2)
+    assert r["false_separation"] <= 0.08 and r["coverage"] >= 0.90, r
+
+
+def test_a_planted_ten_point_difference_is_found():
+    r = replicate(Scenario("gap", gap=0.10), seeds=3, images=400, replications=80, draws=300, seed=3)
+    assert r["power"] >= 0.80, r
+
+
+def test_what_it_would_take_grows_with_the_gap_it_must_resolve():
+    rng = np.random.default_rng(4)
+    a, b = runs(rng, [0.72, 0.68], seeds=3, images=500, seed_sd=0.005)
+    d = paired_difference(a, b, draws=1000)
+    assert not d["separated"] and d["diff"] > 0
+    assert d["images_to_resolve"] is None or d["images_to_resolve"] > 500
+    assert d["seeds_to_resolve"] is None or d["seeds_to_resolve"] > 3
+    assert d["images_to_resolve"] or d["seeds_to_resolve"] or d["both_times_to_resolve"] > 1
+    sp = Spread(0.02, -0.02, 0.06, var_seeds=0.0, var_images=4e-4, factor=1.0)
+    assert sp.needed(0.02, 3, 500)["seeds"] is None  # training noise is not what stands in the way
+    assert sp.needed(0.02, 3, 500)["images"] > 500
+    assert sp.needed(0.04, 3, 500)["images"] < sp.needed(0.02, 3, 500)["images"]

@@ -593,6 +593,9 @@ def _control_text(data: Mapping[str, Any]) -> str | None:
         return None
     if isinstance(c.get("verdict"), str):
         return c["verdict"]
+    if c.get("missing"):
+        return (f"Positive control: missing ({', '.join(map(str, c['missing']))}); a missing control is a failed "
+                "control, so no winner is named.")
     diff, lo, hi = _num(c, "diff"), _num(c, "ci_low"), _num(c, "ci_high")
     if diff is None:
         return None

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import optuna
 import torch
 from optuna.distributions import CategoricalDistribution
@@ -545,14 +546,17 @@ def analyse_search(study: optuna.Study, settings: ArchSearchSettings, *, top: in
     names = [str(r["trial"]) for r in rows]
     val = [unpack_correct(t.user_attrs["val_correct"]) for t in chosen]
     factors = [r["macs_factor"] for r in rows]
-    rew = stats.compare_scaled(names, val, factors, draws=draws, seed=0)
+    # one set of draws for every figure: the reward is the accuracy times a known factor per candidate
+    d = stats.draw(stats._matrices(val), draws, 0)
+    rew = stats.compare_draws(names, d.scaled(np.asarray(factors, dtype=float)), unscaled=d.mats)
+    acc = stats.compare_draws(names, d)
     best = rew.best
-    acc = stats.compare(names, val, baseline=best, draws=draws, seed=0)
     for i, r in enumerate(rows):
-        d_lo, d_hi = acc.diff_to_baseline_ci[i]
+        # the best was chosen on these very images: its differences use the simultaneous bound only
+        gap = acc.mean[i] - acc.mean[best]
         r.update(accuracy=acc.mean[i], accuracy_ci_low=acc.ci[i][0], accuracy_ci_high=acc.ci[i][1],
-                 accuracy_diff_to_best=acc.diff_to_baseline[i], accuracy_diff_to_best_ci_low=d_lo,
-                 accuracy_diff_to_best_ci_high=d_hi, accuracy_diff_p_holm=acc.p_vs_baseline_holm[i],
+                 accuracy_diff_to_best=gap, accuracy_diff_to_best_ci_low=gap - acc.range_bound,
+                 accuracy_diff_to_best_ci_high=gap + acc.range_bound,
                  reward=rew.mean[i], reward_ci_low=rew.ci[i][0], reward_ci_high=rew.ci[i][1],
                  reward_diff_to_best=rew.diff_to_best[i], reward_diff_to_best_ci_low=rew.diff_to_best_ci[i][0],
                  reward_diff_to_best_ci_high=rew.diff_to_best_ci[i][1],
@@ -571,7 +575,12 @@ def analyse_search(study: optuna.Study, settings: ArchSearchSettings, *, top: in
     b = rows[best]
     tested = (f"; its test accuracy {b['test_accuracy']:.4f} (95% CI {b['test_ci_low']:.4f} to {b['test_ci_high']:.4f}) "
               "is not used to choose" if test is not None else "")
-    if rew.winner is not None:
+    decided = rew.winner is not None and settings.seeds >= 2
+    if rew.winner is not None and not decided:
+        verdict = (f"Not decided: one seed, so seed-to-seed noise is not estimated; trial {b['trial']} has the best "
+                   f"reward, {b['reward']:.4f} (95% CI {b['reward_ci_low']:.4f} to {b['reward_ci_high']:.4f}, images "
+                   "only), and no winner is named.")
+    elif decided:
         verdict = (f"Trial {b['trial']} has the best reward, {b['reward']:.4f} (95% CI {b['reward_ci_low']:.4f} to "
                    f"{b['reward_ci_high']:.4f}), separated from the other {len(rows) - 1} candidate(s); validation "
                    f"accuracy {b['accuracy']:.4f} (95% CI {b['accuracy_ci_low']:.4f} to {b['accuracy_ci_high']:.4f})"
@@ -582,8 +591,8 @@ def analyse_search(study: optuna.Study, settings: ArchSearchSettings, *, top: in
                    f"(trials {', '.join(str(rows[i]['trial']) for i in same)}); no winner is named. The cheapest of "
                    f"them, trial {p['trial']} ({p['macs'] / 1e6:.1f}M MACs, reward {p['reward']:.4f}), is a pick by "
                    "cost among candidates that cannot be told apart, not a winner.")
-    summary.update(verdict=f"{verdict} [{scope}]", scope=scope, decided=rew.winner is not None,
-                   best=b["trial"], winner=b["trial"] if rew.winner is not None else None, pick=rows[pick]["trial"],
+    summary.update(verdict=f"{verdict} [{scope}]", scope=scope, decided=decided,
+                   best=b["trial"], winner=b["trial"] if decided else None, pick=rows[pick]["trial"],
                    indistinguishable=[rows[i]["trial"] for i in same], range_bound=rew.range_bound)
     return summary
 

@@ -402,7 +402,8 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
         "control": analysis.get("control"), "winner": analysis.get("winner"),
         "indistinguishable": analysis.get("indistinguishable"), "selection": analysis.get("selection"),
         "best": None, "measured": what, "settings": {k: v for k, v in config.settings().items() if k != "base"},
-        "per_candidate": [_public(p) for p in points],
+        "per_candidate": [_public(p) for p in points], "groups": analysis.get("groups"),
+        "predictions": analysis.get("predictions"),
     }
     if best is not None:
         summary["best"] = {k: best.get(k) for k in ("alpha", "beta", "gamma", "product", "macs", "params",
@@ -446,8 +447,10 @@ def _write_summary_md(out: Path, summary: Mapping[str, Any], points, trials) -> 
              f"{summary['candidates']} candidates, {summary['trials']} trials ({p['complete']} complete, "
              f"{p['pruned']} pruned, {p['failed']} failed, {p['running']} running, {p['waiting']} waiting). "
              f"Selection: {summary['selection']}.", ""]
-    if summary.get("control"):
-        c = summary["control"]
+    c = summary.get("control")
+    if c and c.get("missing"):
+        lines += [f"Positive control: missing ({', '.join(c['missing'])}), so no winner can be named.", ""]
+    elif c:
         lines += [f"Positive control: base at {c['ratio']:.2f}x multiply-adds minus base = {c['diff']:+.4f} "
                   f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}): "
                   f"{'separated' if c['separated'] else 'not separated'}.", ""]

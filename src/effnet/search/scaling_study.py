@@ -195,6 +195,14 @@ class ScalingStudyConfig(StudyConfigBase):
         """Methods compared with each other at each FLOPs ratio."""
         return {f"{r:g}x": [f"{m}-x{r:g}" for m in self.methods] for r in self.ratios}
 
+    def chains(self) -> dict[str, list[tuple[str, str]]]:
+        """Per method, the successive steps (base -> lowest ratio -> next ...) the saturation test compares."""
+        out = {}
+        for m in self.methods:
+            keys = ["base"] + [f"{m}-x{r:g}" for r in sorted(self.ratios)]
+            out[m] = list(zip(keys, keys[1:]))
+        return out
+
 
 def plan_scaling_study(config: ScalingStudyConfig, num_classes: int | None = None) -> list[ScaledNetwork]:
     return config.plan(num_classes)
@@ -238,7 +246,8 @@ def write_report(study, config: ScalingStudyConfig, out_dir: str | Path, *, num_
 
     out = Path(out_dir)
     n_classes = num_classes or _classes(study) or config.base.num_classes
-    analysis = analyse(study, config, config.candidates(n_classes), config.groups(), control=config.control_keys())
+    analysis = analyse(study, config, config.candidates(n_classes), config.groups(), control=config.control_keys(),
+                       chains=config.chains())
     rows = analysis["rows"]
     decorate(rows)
     for r in rows:
@@ -261,12 +270,21 @@ def write_report(study, config: ScalingStudyConfig, out_dir: str | Path, *, num_
                "storage": redact(study.storage.url), "kind": KIND, "measured": what, "progress": progress,
                "finished": progress["waiting"] == 0 and progress["running"] == 0, "control": analysis.get("control"),
                "groups": analysis.get("groups"), "selection": analysis.get("selection"),
-               "rows": [_public(r) for r in rows], "per_candidate": [_public(r) for r in rows],
-               "settings": {k: v for k, v in config.settings().items() if k != "base"}}
+               "saturation": analysis.get("saturation"), "rows": [_public(r) for r in rows],
+               "per_candidate": [_public(r) for r in rows],
+               "settings": {k: v for k, v in config.settings().items() if k != "base"},
+               "predictions": analysis.get("predictions")}
     atomic_write_text(out / "scaling.json", json.dumps(summary, indent=2, default=float) + "\n")
     lines = [f"# Scaling study: {study.name}", "", f"**{analysis['verdict']}**", "", f"Measured: {what}.", "",
              f"Trials: {progress['complete']} complete, {progress['failed']} failed, {progress['running']} running, "
              f"{progress['waiting']} waiting.", "", "![accuracy vs FLOPs](scaling.png)", "",
              to_markdown(rows, ROW_COLUMNS)]
+    sat = analysis.get("saturation")
+    if sat:
+        lines += ["", "## Saturation (Figure 3): each step's gain, paired, Holm-corrected over every step", ""]
+        lines += [f"- {m}: {v['text']}" for m, v in sat["methods"].items()]
+        lines += [f"  - {t['lower']} -> {t['higher']}: " + ("missing" if t["missing"] else
+                  f"{t['gain']:+.4f} (95% CI {t['ci_low']:+.4f} to {t['ci_high']:+.4f}, Holm p {t['p_holm']:.3f})")
+                  for t in sat["steps"]]
     atomic_write_text(out / "summary.md", "\n".join(lines))
     return summary

@@ -26,7 +26,7 @@ because no library offers a paired two-level (seeds, then images) bootstrap.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -65,51 +65,208 @@ def _matrices(correct: Sequence[Sequence[Sequence[float]]]) -> list[np.ndarray]:
     return out
 
 
+def independent_splits(lengths: Sequence[int]) -> list[np.ndarray]:
+    """Image ids for seeds that each scored a split of their own (``--split-seeds``): no image is shared."""
+    ids, start = [], 0
+    for n in lengths:
+        ids.append(np.arange(start, start + int(n)))
+        start += int(n)
+    return ids
+
+
+def _image_index(mats: Sequence[np.ndarray], image_ids: Sequence[Sequence[Any]] | None) -> tuple[list[np.ndarray], int]:
+    """Per seed, the index of each scored image among the distinct images of the comparison.
+
+    Without ids, seeds with vectors of one length are read as the same images in the same order
+    (the conservative reading: the default design, one split shared by every seed); vectors of
+    different lengths cannot be the same images and are kept apart.
+    """
+    if image_ids is None:
+        lengths = sorted({m.shape[1] for m in mats})
+        offset = {n: sum(lengths[:j]) for j, n in enumerate(lengths)}
+        return [offset[m.shape[1]] + np.arange(m.shape[1]) for m in mats], sum(lengths)
+    if len(image_ids) != len(mats):
+        raise ValueError(f"image ids for {len(image_ids)} seed(s), scores for {len(mats)}")
+    flat = []
+    for k, (m, ids) in enumerate(zip(mats, image_ids)):
+        a = np.asarray(ids).ravel()
+        if a.size != m.shape[1]:
+            raise ValueError(f"seed {k}: {a.size} image ids for {m.shape[1]} scores")
+        flat.append(a)
+    uniq, inverse = np.unique(np.concatenate(flat), return_inverse=True)
+    bounds = np.cumsum([0] + [a.size for a in flat])
+    return [inverse[bounds[k]:bounds[k + 1]] for k in range(len(flat))], int(uniq.size)
+
+
 def point_estimates(mats: Sequence[np.ndarray]) -> np.ndarray:
     return sum(m.sum(axis=1) for m in mats) / sum(m.shape[1] for m in mats)
 
 
-def bootstrap(mats: Sequence[np.ndarray], draws: int = DEFAULT_DRAWS, seed: int = 0,
-              chunk: int = 500) -> np.ndarray:
-    """``draws x C`` bootstrap accuracies: seeds resampled, then images within each drawn seed.
+@dataclass
+class Draws:
+    """Bootstrap accuracies (``draws x C``) of one comparison, with the data they were drawn from.
 
-    Seeds are drawn exactly (multinomial counts ``m_k``). Images use the Poisson bootstrap: a seed
-    drawn ``m_k`` times weights each of its images by an independent Poisson(``m_k``) count, the
-    large-sample equivalent of ``m_k`` multinomial resamples and far cheaper for thousands of
-    images. Every candidate gets the same weights (paired).
+    ``joint`` resamples seeds and images together; ``seeds_only`` uses the same seed draws with
+    every image at its observed weight. With the per-seed means and the image index they give the
+    seed part of each quantity's variance (what more seeds buy) and the rest (what more images buy).
+    """
+
+    joint: np.ndarray
+    seeds_only: np.ndarray
+    mats: list[np.ndarray]
+    index: list[np.ndarray]
+    images: int  # distinct images
+
+    @property
+    def seeds(self) -> int:
+        return len(self.mats)
+
+    def scaled(self, factors: np.ndarray) -> "Draws":
+        return Draws(self.joint * factors[None, :], self.seeds_only * factors[None, :],
+                     [m * factors[:, None] for m in self.mats], self.index, self.images)
+
+    def subset(self, cols: Sequence[int]) -> "Draws":
+        """The same draws for some of the candidates (so every figure of one quantity comes from one draw)."""
+        c = list(cols)
+        return Draws(self.joint[:, c], self.seeds_only[:, c], [m[c] for m in self.mats], self.index, self.images)
+
+    def estimates(self) -> np.ndarray:
+        return point_estimates(self.mats)
+
+    def seed_floor(self, weights: np.ndarray) -> float:
+        """The part of the seed-only variance of ``weights @ accuracy`` that image-level noise alone
+        puts there (the spread seed means would have with no training noise at all): the two-way
+        residual variance for seeds that scored one split, each seed's own image variance otherwise."""
+        rows = [weights @ m for m in self.mats]
+        floors = np.zeros(len(rows))
+        groups: dict[bytes, list[int]] = {}
+        for k, idx in enumerate(self.index):
+            groups.setdefault(idx.tobytes(), []).append(k)
+        for members in groups.values():
+            n = rows[members[0]].size
+            if n < 2:
+                continue
+            if len(members) > 1:
+                d = np.vstack([rows[k] for k in members])
+                r = d - d.mean(axis=1, keepdims=True) - d.mean(axis=0, keepdims=True) + d.mean()
+                floors[members] = float((r ** 2).sum()) / ((len(members) - 1) * (n - 1)) / n
+            else:
+                floors[members[0]] = float(np.var(rows[members[0]], ddof=1)) / n
+        return float(floors.mean()) / len(rows)
+
+
+def draw(mats: Sequence[np.ndarray], draws: int = DEFAULT_DRAWS, seed: int = 0,
+         image_ids: Sequence[Sequence[Any]] | None = None, chunk: int = 250) -> Draws:
+    """The two-level bootstrap: seeds resampled, and each distinct image resampled once per draw.
+
+    An image is one unit however many seeds or candidates scored it: one Poisson(1) weight per
+    distinct image per draw serves every seed and every candidate that scored it (the crossed,
+    "pigeonhole" bootstrap). Seeds are drawn with replacement (multinomial counts); as the plain
+    bootstrap of ``K`` values shrinks their variance by ``(K - 1) / K``, the seed part of each draw
+    is scaled by ``sqrt(K / (K - 1))``. Every candidate gets the same weights (paired).
     """
     rng = np.random.default_rng(seed)
+    mats = list(mats)
     n_seeds, n_cand = len(mats), mats[0].shape[0]
-    out = np.empty((draws, n_cand))
+    index, n_images = _image_index(mats, image_ids)
+    sizes = np.array([m.shape[1] for m in mats], dtype=float)
+    share = sizes / sizes.sum()
+    scale = math.sqrt(n_seeds / (n_seeds - 1)) if n_seeds > 1 else 0.0
+    per_seed = np.stack([m.mean(axis=1) for m in mats])  # K x C
+    point = share @ per_seed
+    joint, seeds_only = np.empty((draws, n_cand)), np.empty((draws, n_cand))
     for start in range(0, draws, chunk):
         b = min(chunk, draws - start)
-        picks = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=b)
-        num, den = np.zeros((b, n_cand)), np.zeros(b)
-        for k, m in enumerate(mats):
-            n = m.shape[1]
-            if n == 1:
-                weights = picks[:, k:k + 1].astype(float)
-            else:
-                weights = rng.poisson(picks[:, k:k + 1].astype(float), size=(b, n)).astype(float)
-            num += weights @ m.T
-            den += weights.sum(axis=1)
-        out[start:start + b] = num / np.maximum(den, 1.0)[:, None]
-    return out
+        picks = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=b).astype(float)
+        w = rng.poisson(1.0, size=(b, n_images)).astype(float)
+        acc_k = np.empty((b, n_seeds, n_cand))
+        for k, (m, idx) in enumerate(zip(mats, index)):
+            wk = w[:, idx]
+            den = wk.sum(axis=1)
+            acc = (wk @ m.T) / np.maximum(den, 1.0)[:, None]
+            acc_k[:, k] = np.where((den > 0)[:, None], acc, per_seed[k][None, :])
+        seed_w = picks * sizes[None, :]
+        seed_w /= seed_w.sum(axis=1, keepdims=True)
+        img = np.einsum("k,bkc->bc", share, acc_k)
+        joint[start:start + b] = img + scale * (np.einsum("bk,bkc->bc", seed_w, acc_k) - img)
+        seeds_only[start:start + b] = point[None, :] + scale * (seed_w @ per_seed - point[None, :])
+    return Draws(joint, seeds_only, mats, index, n_images)
 
 
-def _p_two_sided(diff: np.ndarray) -> float:
-    b = diff.size
-    return min(1.0, 2 * min((np.sum(diff <= 0) + 1) / (b + 1), (np.sum(diff >= 0) + 1) / (b + 1)))
+def bootstrap(mats: Sequence[np.ndarray], draws: int = DEFAULT_DRAWS, seed: int = 0,
+              image_ids: Sequence[Sequence[Any]] | None = None) -> np.ndarray:
+    """``draws x C`` bootstrap accuracies (:func:`draw`'s joint draws)."""
+    return draw(mats, draws, seed, image_ids).joint
 
 
-def _interval(x: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(x, [2.5, 97.5])
-    return float(lo), float(hi)
+def _df_factor(v_seed: float, v_rest: float, seeds: int, images: int, alpha: float) -> float:
+    """Widening for a quantity whose training-noise part of the variance rests on ``seeds - 1``
+    degrees of freedom: Student's t at the Welch-Satterthwaite degrees of freedom over the normal
+    quantile (1 where no training noise was seen)."""
+    from scipy.stats import norm, t
+
+    if seeds < 2 or v_seed <= 0:
+        return 1.0
+    den = v_seed ** 2 / (seeds - 1) + (v_rest ** 2 / (images - 1) if images > 1 else 0.0)
+    dof = (v_seed + v_rest) ** 2 / den
+    return float(t.ppf(1 - alpha / 2, dof) / norm.ppf(1 - alpha / 2))
+
+
+@dataclass
+class Spread:
+    """One quantity's interval, and its variance split into training noise (falls with more seeds)
+    and the rest (image sampling and seed-by-image noise; falls with more images)."""
+
+    estimate: float
+    low: float
+    high: float
+    var_seeds: float
+    var_images: float
+    factor: float  # the small-sample widening applied to the centred draws
+
+    def needed(self, gap: float, seeds: int, images: int, alpha: float = ALPHA,
+               bound: float | None = None) -> dict[str, int | None]:
+        """About how many seeds (images fixed) or images (seeds fixed) would bring the half-width
+        below ``|gap|``; None where that level alone cannot get there. ``bound`` is the half-width
+        in use now when it is not this quantity's own 95% one (a simultaneous bound, say): it is
+        taken to shrink in proportion to this quantity's standard error."""
+        from scipy.stats import norm
+
+        if bound:
+            target = (self.var_seeds + self.var_images) * (abs(gap) / bound) ** 2
+        else:
+            target = (abs(gap) / norm.ppf(1 - alpha / 2)) ** 2
+        out: dict[str, int | None] = {"seeds": None, "images": None, "both_times": None}
+        if target <= 0:
+            return out
+        if self.var_images < target:
+            out["seeds"] = max(seeds, math.ceil(self.var_seeds * seeds / (target - self.var_images)))
+        if self.var_seeds < target:
+            out["images"] = max(images, math.ceil(self.var_images * images / (target - self.var_seeds)))
+        # neither level alone: how many times more of both
+        out["both_times"] = max(1, math.ceil((self.var_seeds + self.var_images) / target))
+        return out
+
+
+def spread(d: Draws, weights: np.ndarray, estimate: float, alpha: float = ALPHA) -> Spread:
+    """The interval of ``sum_c weights[c] * accuracy_c`` (an accuracy, or a paired difference)."""
+    joint = d.joint @ weights
+    total = float(np.var(joint))
+    v_seed = min(total, max(0.0, float(np.var(d.seeds_only @ weights)) - d.seed_floor(weights)))
+    f = _df_factor(v_seed, total - v_seed, d.seeds, d.images, alpha)
+    lo, hi = np.percentile(joint - joint.mean(), [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return Spread(estimate, estimate + f * float(lo), estimate + f * float(hi), v_seed, total - v_seed, f)
+
+
+def _p_two_sided(centred: np.ndarray, observed: float) -> float:
+    """Bootstrap p-value of ``observed`` against 0: how often a centred draw is at least as far out."""
+    b = centred.size
+    return min(1.0, float((np.sum(np.abs(centred) >= abs(observed) - 1e-12) + 1) / (b + 1)))
 
 
 @dataclass
 class Comparison:
-    """Every figure the reports print, per candidate (in input order)."""
+    """Every figure the reports print, per candidate (in input order), all from one set of draws."""
 
     names: list[str]
     mean: list[float]
@@ -128,11 +285,21 @@ class Comparison:
     seeds: int
     images: list[int]
     draws: int
+    distinct_images: int = 0
+    diff_to_best_spread: list[Spread | None] = field(default_factory=list)
 
     @property
     def winner(self) -> int | None:
-        """The best, when nothing else is left in the indistinguishable set."""
+        """The best, when nothing else is left in the indistinguishable set (evidence rules for
+        naming it in a verdict, such as the number of seeds, are the caller's)."""
         return self.best if sum(self.indistinguishable) == 1 else None
+
+    def needed(self, i: int, alpha: float = ALPHA) -> dict[str, int | None]:
+        """About how many seeds or images would resolve candidate ``i``'s observed gap to the best."""
+        sp = self.diff_to_best_spread[i] if self.diff_to_best_spread else None
+        if sp is None or self.diff_to_best[i] == 0:
+            return {"seeds": None, "images": None, "both_times": None}
+        return sp.needed(self.diff_to_best[i], self.seeds, self.distinct_images, alpha, bound=self.range_bound)
 
     def row(self, i: int) -> dict[str, Any]:
         lo, hi = self.ci[i]
@@ -142,6 +309,12 @@ class Comparison:
                "diff_to_best_marginal_ci_low": self.diff_to_best_ci_marginal[i][0],
                "diff_to_best_marginal_ci_high": self.diff_to_best_ci_marginal[i][1],
                "indistinguishable_from_best": self.indistinguishable[i], "is_best": i == self.best}
+        sp = self.diff_to_best_spread[i] if self.diff_to_best_spread else None
+        if sp is not None:
+            need = self.needed(i)
+            out.update(diff_to_best_var_seeds=sp.var_seeds, diff_to_best_var_images=sp.var_images,
+                       seeds_to_resolve=need["seeds"], images_to_resolve=need["images"],
+                       both_times_to_resolve=need["both_times"])
         if self.baseline is not None:
             b = self.diff_to_baseline_ci[i]
             out.update(diff_to_baseline=self.diff_to_baseline[i], diff_to_baseline_ci_low=b[0] if b else None,
@@ -152,14 +325,18 @@ class Comparison:
 
 
 def compare(names: Sequence[str], correct: Sequence[Sequence[Sequence[float]]], *, baseline: int | None = None,
-            draws: int = DEFAULT_DRAWS, seed: int = 0, alpha: float = ALPHA) -> Comparison:
-    """Means, intervals, paired differences to the best and the baseline, the indistinguishable set."""
-    return _compare(names, _matrices(correct), None, baseline, draws, seed, alpha)
+            draws: int = DEFAULT_DRAWS, seed: int = 0, alpha: float = ALPHA,
+            image_ids: Sequence[Sequence[Any]] | None = None) -> Comparison:
+    """Means, intervals, paired differences to the best and the baseline, the indistinguishable set.
+
+    ``image_ids[k]`` names the images seed ``k`` scored (see :func:`draw`); without them, seeds
+    with equally long vectors are read as the same images."""
+    return _compare(names, _matrices(correct), None, baseline, draws, seed, alpha, image_ids)
 
 
 def compare_scaled(names: Sequence[str], correct: Sequence[Sequence[Sequence[float]]], factors: Sequence[float], *,
                    baseline: int | None = None, draws: int = DEFAULT_DRAWS, seed: int = 0,
-                   alpha: float = ALPHA) -> Comparison:
+                   alpha: float = ALPHA, image_ids: Sequence[Sequence[Any]] | None = None) -> Comparison:
     """:func:`compare` of ``factors[c] * accuracy_c`` (a known, noise-free factor per candidate, such
     as an architecture search's ``(MACs / T) ** w``): the intervals, the best, the paired differences
     and the indistinguishable set are those of the scaled scores, on the same bootstrap draws as
@@ -167,31 +344,63 @@ def compare_scaled(names: Sequence[str], correct: Sequence[Sequence[Sequence[flo
     f = np.asarray(factors, dtype=float)
     if f.shape != (len(names),) or not np.all(np.isfinite(f)) or np.any(f <= 0):
         raise ValueError("every candidate needs one finite, positive factor")
-    return _compare(names, _matrices(correct), f, baseline, draws, seed, alpha)
+    return _compare(names, _matrices(correct), f, baseline, draws, seed, alpha, image_ids)
 
 
 def _compare(names: Sequence[str], mats: list[np.ndarray], factors: np.ndarray | None, baseline: int | None,
-             draws: int, seed: int, alpha: float) -> Comparison:
-    acc = point_estimates(mats)
-    boot = bootstrap(mats, draws, seed)
-    if factors is not None:
-        acc, boot = acc * factors, boot * factors[None, :]
+             draws: int, seed: int, alpha: float, image_ids: Sequence[Sequence[Any]] | None = None) -> Comparison:
+    if len(mats[0]) != len(names):
+        raise ValueError(f"{len(names)} names for {len(mats[0])} candidates")
+    d = draw(mats, draws, seed, image_ids)
+    return compare_draws(names, d.scaled(factors) if factors is not None else d, baseline=baseline, alpha=alpha,
+                         unscaled=mats)
+
+
+def contrast_interval(d: Draws, weights: np.ndarray, alpha: float = ALPHA) -> tuple[Spread, float]:
+    """The spread of one contrast of accuracies and its two-sided bootstrap p-value against 0."""
+    sp = spread(d, weights, float(d.estimates() @ weights), alpha)
+    x = d.joint @ weights
+    return sp, _p_two_sided(sp.factor * (x - x.mean()), sp.estimate)
+
+
+def compare_draws(names: Sequence[str], d: Draws, *, baseline: int | None = None, alpha: float = ALPHA,
+                  unscaled: Sequence[np.ndarray] | None = None) -> Comparison:
+    """:func:`compare` on draws already made (a subset of a larger comparison's, say)."""
     n = len(names)
+    mats = list(unscaled) if unscaled is not None else d.mats
+    acc = d.estimates()
     best = int(np.argmax(acc))  # ties: the first (callers list cheaper or reference candidates first)
-    centred = boot - acc[None, :]
-    q = float(np.quantile(centred.max(axis=1) - centred.min(axis=1), 1 - alpha)) if n > 1 else 0.0
+
+    def contrast(i: int, j: int) -> np.ndarray:
+        w = np.zeros(n)
+        w[i] += 1.0
+        w[j] -= 1.0
+        return w
+
+    unit = np.eye(n)
+    ci = []
+    for i in range(n):
+        sp = spread(d, unit[i], float(acc[i]), alpha)
+        ci.append((sp.low, sp.high))
+    to_best: list[Spread | None] = [None if i == best else spread(d, contrast(i, best), float(acc[i] - acc[best]), alpha)
+                                    for i in range(n)]
+    widen = max([sp.factor for sp in to_best if sp is not None], default=1.0)
+    centred = d.joint - d.joint.mean(axis=0, keepdims=True)
+    q = widen * float(np.quantile(centred.max(axis=1) - centred.min(axis=1), 1 - alpha)) if n > 1 else 0.0
     diff_best = [float(acc[i] - acc[best]) for i in range(n)]
     indist = [bool(acc[best] - acc[i] <= q + 1e-12) for i in range(n)]
-    marginal = [_interval(boot[:, i] - boot[:, best]) if i != best else (0.0, 0.0) for i in range(n)]
+    marginal = [(sp.low, sp.high) if sp is not None else (0.0, 0.0) for sp in to_best]
     d_base: list[float | None] = [None] * n
     d_base_ci: list[tuple[float, float] | None] = [None] * n
     p_holm: list[float | None] = [None] * n
     if baseline is not None:
         others = [i for i in range(n) if i != baseline]
-        raw = [_p_two_sided(boot[:, i] - boot[:, baseline]) for i in others]
+        raw = []
+        for i in others:
+            sp, p = contrast_interval(d, contrast(i, baseline), alpha)
+            raw.append(p)
+            d_base[i], d_base_ci[i] = sp.estimate, (sp.low, sp.high)
         for i, p in zip(others, holm(raw) if raw else []):
-            d_base[i] = float(acc[i] - acc[baseline])
-            d_base_ci[i] = _interval(boot[:, i] - boot[:, baseline])
             p_holm[i] = p
         d_base[baseline], d_base_ci[baseline] = 0.0, (0.0, 0.0)
     mcnemar: list[float | None] = [None] * n
@@ -206,22 +415,30 @@ def _compare(names: Sequence[str], mats: list[np.ndarray], factors: np.ndarray |
             b10 = int(np.sum(~m[best] & m[i]))
             mcnemar[i] = float(binomtest(b10, b01 + b10, 0.5).pvalue) if b01 + b10 else 1.0
     return Comparison(
-        names=list(names), mean=acc.tolist(), ci=[_interval(boot[:, i]) for i in range(n)], best=best,
-        diff_to_best=diff_best, diff_to_best_ci=[(d - q, d + q) for d in diff_best],
+        names=list(names), mean=acc.tolist(), ci=ci, best=best,
+        diff_to_best=diff_best, diff_to_best_ci=[(x - q, x + q) for x in diff_best],
         diff_to_best_ci_marginal=marginal, indistinguishable=indist, range_bound=q, baseline=baseline,
         diff_to_baseline=d_base, diff_to_baseline_ci=d_base_ci, p_vs_baseline_holm=p_holm,
-        mcnemar_p_vs_best=mcnemar, seeds=len(mats), images=[m.shape[1] for m in mats], draws=draws,
+        mcnemar_p_vs_best=mcnemar, seeds=len(mats), images=[m.shape[1] for m in mats], draws=len(d.joint),
+        distinct_images=d.images, diff_to_best_spread=to_best,
     )
 
 
 def paired_difference(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], *, draws: int = DEFAULT_DRAWS,
-                      seed: int = 0) -> dict[str, float]:
-    """Accuracy of ``a`` minus ``b`` (per seed, per image, paired) with its 95% bootstrap interval."""
+                      seed: int = 0, image_ids: Sequence[Sequence[Any]] | None = None,
+                      alpha: float = ALPHA) -> dict[str, Any]:
+    """Accuracy of ``a`` minus ``b`` (per seed, per image, paired) with its 95% bootstrap interval,
+    the seed and image parts of its variance, and about how many seeds or images would resolve it."""
     mats = _matrices([a, b])
     acc = point_estimates(mats)
-    boot = bootstrap(mats, draws, seed)
-    lo, hi = _interval(boot[:, 0] - boot[:, 1])
-    return {"diff": float(acc[0] - acc[1]), "ci_low": lo, "ci_high": hi, "separated": bool(lo > 0)}
+    d = draw(mats, draws, seed, image_ids)
+    sp = spread(d, np.array([1.0, -1.0]), float(acc[0] - acc[1]), alpha)
+    need = (sp.needed(sp.estimate, d.seeds, d.images, alpha) if sp.estimate
+            else {"seeds": None, "images": None, "both_times": None})
+    return {"diff": sp.estimate, "ci_low": sp.low, "ci_high": sp.high, "separated": bool(sp.low > 0),
+            "seeds": d.seeds, "images": d.images, "var_seeds": sp.var_seeds, "var_images": sp.var_images,
+            "half_width": (sp.high - sp.low) / 2, "seeds_to_resolve": need["seeds"],
+            "images_to_resolve": need["images"], "both_times_to_resolve": need["both_times"]}
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:

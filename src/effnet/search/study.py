@@ -242,18 +242,22 @@ def _aligned(cands: Sequence[Sequence], split: str) -> list[list[np.ndarray]] | 
 
 def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candidate],
             groups: Mapping[str, Sequence[str]] | None = None,
-            control: tuple[str, str] = ("base", "control-4x")) -> dict[str, Any]:
+            control: tuple[str, str] = ("base", "control-4x"),
+            chains: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> dict[str, Any]:
     """Per candidate: cost, training received, mean and 95% interval, paired differences to the best
     of its group and to the baseline, the indistinguishable set, test accuracy; the control's verdict;
     the verdict line.
 
     ``groups`` maps a label to the keys compared with each other (default: every candidate that is
     not the baseline or the control, in one group labelled ""). A winner of a group is named only
-    when it alone is left in its indistinguishable set and the positive control is separated.
+    when it passes every rule of :mod:`effnet.search.verdict` (control completed and separated, two
+    or more candidates in its group, two or more seeds, alone after the indistinguishable set).
+    ``chains`` (method -> successive (lower, higher) keys) adds the saturation test.
     """
     import numpy as np
 
     from . import stats
+    from .verdict import Design, decide
 
     results = study.results()
     attempts = study.attempts()
@@ -301,82 +305,60 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
                        indistinguishable=None, selection="chosen on validation accuracy")
         return summary
     scores = dict(zip(keys, val if by_image else [[np.array([r.value]) for r in done_by_key[k]] for k in keys]))
-    # everything against the baseline (named before any data): bootstrap p-values, Holm-corrected
-    allcmp = stats.compare(keys, [scores[k] for k in keys], draws=config.bootstrap_draws, seed=0,
-                           baseline=next((i for i, k in enumerate(keys) if rows[k]["role"] == "baseline"), None))
-    for i, k in enumerate(keys):
-        r = allcmp.row(i)
-        rows[k].update(mean=r["mean"], ci_low=r["ci_low"], ci_high=r["ci_high"],
-                       **{f: r[f] for f in r if "baseline" in f})
+    design = Design(config.seeds, config.split_seeds, config.bootstrap_draws)
+    small, big = control
+    out = decide(keys, scores, design, roles={k: rows[k]["role"] for k in keys}, groups=groups,
+                 control=control, control_ratio=rows.get(big, {}).get("achieved_ratio"), by_image=by_image,
+                 chains=chains)
+    for k in keys:
+        rows[k].update(out["per_key"][k])
     test = _aligned([done_by_key[k] for k in keys], "test")
     if test is not None:
-        tcmp = stats.compare(keys, test, draws=config.bootstrap_draws, seed=1)
+        tcmp = stats.compare(keys, test, draws=config.bootstrap_draws, seed=1, image_ids=design.image_ids(test))
         for i, k in enumerate(keys):
             rows[k].update(test_mean=tcmp.mean[i], test_ci_low=tcmp.ci[i][0], test_ci_high=tcmp.ci[i][1])
-    control = _control(rows, scores, config, *control)
-    control_ok = control is None or control["separated"]
-    group_out: dict[str, Any] = {}
-    lines = []
-    for label, members in groups.items():
-        members = [k for k in members if k in scores]
-        if not members:
-            continue
-        cmp = stats.compare(members, [scores[k] for k in members], draws=config.bootstrap_draws, seed=3)
-        for i, k in enumerate(members):
-            r = cmp.row(i)
-            rows[k].update({f: r[f] for f in r if "best" in f})
-            rows[k]["group"] = label
-        indist = [k for k, f in zip(members, cmp.indistinguishable) if f]
-        winner = members[cmp.winner] if cmp.winner is not None and control_ok else None
-        group_out[label] = {"best": members[cmp.best], "winner": winner, "indistinguishable": indist,
-                            "range_bound": cmp.range_bound, "compared": len(members)}
-        where = f"{label}: " if label else ""
-        if winner is not None:
-            w = rows[winner]
-            lines.append(f"{where}winner {winner} (validation accuracy {w['mean']:.4f}, 95% CI {w['ci_low']:.4f} to "
-                         f"{w['ci_high']:.4f}), separated from the {len(members) - 1} other(s)")
-        elif len(members) == 1:
-            lines.append(f"{where}one candidate finished ({members[0]})")
-        else:
-            lines.append(f"{where}{len(indist)} of {len(members)} indistinguishable from the best "
-                         f"({', '.join(indist[:6])}{', ...' if len(indist) > 6 else ''})")
     n_img = sorted({int(np.size(s)) for k in keys for s in scores[k]})
     scope = (f"{config.seeds} paired seed(s) x {'/'.join(map(str, n_img))} validation images" if by_image
              else f"{config.seeds} paired seed(s), one accuracy per run (no per-image predictions)")
+    scope += ("; each seed has its own train/validation/test split" if config.split_seeds
+              else "; the seeds share one split, so each image counts once")
     if config.seeds == 1:
         scope += "; one seed: seed-to-seed noise is not covered"
-    if not control_ok:
-        verdict = (f"This data and budget cannot resolve scaling differences: the base at {control['ratio']:.2f}x "
-                   f"multiply-adds is not separated from the base (difference {control['diff']:+.4f}, 95% CI "
-                   f"{control['ci_low']:+.4f} to {control['ci_high']:+.4f}); no winner is named.")
-    elif all(g["winner"] for g in group_out.values()) and group_out:
-        verdict = "; ".join(lines)[:1].upper() + "; ".join(lines)[1:] + "."
-    else:
-        verdict = "Not decided: " + "; ".join(lines) + "; no winner is named where candidates cannot be told apart."
+    control_out = out["control"]
     for r in rows.values():
-        r["control_separated"] = control["separated"] if control else None
+        r["control_separated"] = control_out["separated"]
+    group_out = out["groups"]
     only = group_out.get("") or (next(iter(group_out.values())) if len(group_out) == 1 else None)
     summary.update(
-        verdict=f"{verdict} [{scope}]", decided=bool(group_out) and control_ok and all(
-            g["winner"] for g in group_out.values()),
-        scope=scope, by_image=by_image, control=control, groups=group_out,
+        verdict=f"{out['verdict']} [{scope}]", decided=out["decided"], scope=scope, by_image=by_image,
+        control=control_out, groups=group_out, saturation=out.get("saturation"),
         best=only["best"] if only else None, winner=only["winner"] if only else None,
         indistinguishable=only["indistinguishable"] if only else None,
         selection=("chosen on validation images; test accuracy is reported separately and never used to choose"
                    if test is not None else "chosen on validation images (no test split was scored)"),
+        predictions=_predictions(done_by_key, keys) if by_image else None,
     )
     return summary
 
 
-def _control(rows: Mapping[str, Mapping], scores: Mapping[str, Any], config: StudyConfig, small: str,
-             big: str) -> dict[str, Any] | None:
-    """The positive control's verdict: is the base at 4x multiply-adds better than the base?"""
-    from .stats import paired_difference
+def _predictions(done_by_key: Mapping[str, Sequence], keys: Sequence[str]) -> dict[str, Any]:
+    """Per-image predictions as stored with the trials (packed), so a summary can be re-analysed alone."""
+    first = done_by_key[keys[0]]
+    out: dict[str, Any] = {"candidates": {}}
+    for split in ("val", "test"):
+        if all(r.attrs.get(f"{split}_target") for r in first):
+            out[f"{split}_target"] = [r.attrs[f"{split}_target"] for r in first]
+    for k in keys:
+        out["candidates"][k] = {f"{split}_pred": [r.attrs[f"{split}_pred"] for r in done_by_key[k]]
+                                for split in ("val", "test") if f"{split}_target" in out}
+    return out
 
-    if small not in scores or big not in scores:
-        return None
-    d = paired_difference(scores[big], scores[small], draws=config.bootstrap_draws, seed=2)
-    return {"ratio": rows[big].get("achieved_ratio"), "big": big, "small": small, **d}
+
+def scores_from_predictions(predictions: Mapping[str, Any], split: str = "val") -> dict[str, list[np.ndarray]]:
+    """Per candidate, per seed 1/0 per image, from :func:`_predictions`'s record in a summary."""
+    targets = [unpack(t) for t in predictions[f"{split}_target"]]
+    return {k: [(unpack(p) == t).astype(float) for p, t in zip(c[f"{split}_pred"], targets)]
+            for k, c in predictions["candidates"].items()}
 
 
 def write_json(path: str | Path, summary: Mapping[str, Any]) -> Path:

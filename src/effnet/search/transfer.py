@@ -154,29 +154,38 @@ def _signed(d: dict[str, float]) -> str:
     return f"{100 * d['diff']:+.1f} points (95% CI {100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})"
 
 
-def _concat(parts: Sequence[Sequence]) -> list:
-    """Per seed, the images of several candidates side by side (a pooled paired comparison)."""
+def _concat(parts: Sequence[Sequence], split_seeds: bool = False) -> tuple[list, list]:
+    """Per seed, the images of several candidates side by side (a pooled paired comparison), and the
+    ids of those images: every model scored the same images, so each image keeps one id however
+    many models scored it (seeds with their own splits keep theirs apart)."""
     import numpy as np
 
-    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+    seeds = len(parts[0])
+    offset = np.cumsum([0] + [np.size(parts[0][k]) for k in range(seeds)]) if split_seeds else np.zeros(seeds + 1, int)
+    scores = [np.concatenate([p[k] for p in parts]) for k in range(seeds)]
+    ids = [np.tile(offset[k] + np.arange(np.size(parts[0][k])), len(parts)) for k in range(seeds)]
+    return scores, ids
 
 
-def compare_inits(scores: dict[str, list], rows: dict[str, dict], models: Sequence[str], draws: int
-                  ) -> dict[str, Any]:
+def compare_inits(scores: dict[str, list], rows: dict[str, dict], models: Sequence[str], draws: int,
+                  split_seeds: bool = False) -> dict[str, Any]:
     """Paired differences on per-image scores ``scores[key][seed]``: ImageNet minus scratch per model and
     pooled, and each model minus the next smaller one (by multiply-adds) within each initialisation."""
-    from .stats import paired_difference
+    from .stats import independent_splits, paired_difference
 
-    per_model = {m: paired_difference(scores[f"{m}-imagenet"], scores[f"{m}-scratch"], draws=draws, seed=10 + i)
-                 for i, m in enumerate(models)}
-    pooled = paired_difference(_concat([scores[f"{m}-imagenet"] for m in models]),
-                               _concat([scores[f"{m}-scratch"] for m in models]), draws=draws, seed=9)
+    first = scores[f"{models[0]}-imagenet"]
+    ids = independent_splits([len(s) for s in first]) if split_seeds else None
+    per_model = {m: paired_difference(scores[f"{m}-imagenet"], scores[f"{m}-scratch"], draws=draws, seed=10 + i,
+                                      image_ids=ids) for i, m in enumerate(models)}
+    a, pooled_ids = _concat([scores[f"{m}-imagenet"] for m in models], split_seeds)
+    b, _ = _concat([scores[f"{m}-scratch"] for m in models], split_seeds)
+    pooled = paired_difference(a, b, draws=draws, seed=9, image_ids=pooled_ids)
     by_size = sorted(models, key=lambda m: rows[f"{m}-scratch"]["macs"])
     bigger = []
     for init in INITS:
         for j, (small, big) in enumerate(zip(by_size, by_size[1:])):
             d = paired_difference(scores[f"{big}-{init}"], scores[f"{small}-{init}"], draws=draws,
-                                  seed=20 + j + 10 * INITS.index(init))
+                                  seed=20 + j + 10 * INITS.index(init), image_ids=ids)
             bigger.append({"init": init, "bigger": big, "smaller": small, **d})
     return {"per_model": per_model, "pooled": pooled, "bigger_vs_smaller": bigger}
 
@@ -254,7 +263,8 @@ def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num
         scores = _aligned([done[k] for k in keys], "test")
         if scores is None:
             raise EffnetError("the trials kept no per-image test predictions; the data needs a test split")
-        cmp = compare_inits(dict(zip(keys, scores)), rows, config.models, config.bootstrap_draws)
+        cmp = compare_inits(dict(zip(keys, scores)), rows, config.models, config.bootstrap_draws,
+                            split_seeds=config.split_seeds)
         majority = _majority(done[keys[0]])
         n_img = sorted({int(s.size) for s in scores[0]})
         scope = f"{config.seeds} paired seed(s) x {'/'.join(map(str, n_img))} test images"
