@@ -148,6 +148,18 @@ def test_study_json_holds_per_candidate_intervals_differences_and_the_control(tm
         assert isinstance(r["indistinguishable_from_best"], bool) and r["test_ci_low"] <= r["test_mean"]
     # the control (4x multiply-adds) is planted to be clearly better than the base on 300 images x 3 seeds
     assert data["control"]["separated"] and data["control"]["ci_low"] > 0
+    assert set(data["saturation"]["methods"]) == {"width", "resolution"}
+    # every figure can be re-derived from the JSON alone: its per-image predictions and its design
+    from effnet.search.study import scores_from_predictions
+    from effnet.search.verdict import Design, decide
+
+    scores = scores_from_predictions(data["predictions"])
+    again = decide(list(scores), scores, Design(3, draws=2000), roles={k: r["role"] for k, r in rows.items()},
+                   groups={"2x": ["width-x2", "resolution-x2"]}, control=("base", "control-4x"))
+    assert again["control"]["ci_low"] == data["control"]["ci_low"]
+    for key in ("width-x2", "resolution-x2"):
+        assert again["per_key"][key]["ci_low"] == rows[key]["ci_low"]
+        assert again["per_key"][key]["diff_to_best_ci_high"] == rows[key]["diff_to_best_ci_high"]
 
 
 def _proxy_study(tmp_path, monkeypatch, quick_train) -> tuple[str, dict]:

@@ -615,6 +615,11 @@ def _render_study(unit: Unit, data: Mapping[str, Any], rows: Sequence[Mapping[st
     control = _control_text(data)
     if control:
         parts.append(f"<p>{_esc(control)}</p>")
+    sat = data.get("saturation")
+    if isinstance(sat, dict) and isinstance(sat.get("methods"), dict):
+        items = "".join(f"<li>{_esc(str(m))}: {_esc(str(v.get('text', '')))}</li>" for m, v in sat["methods"].items()
+                        if isinstance(v, dict))
+        parts.append(f"<p>Saturation (Figure 3), each step's gain tested:</p><ul>{items}</ul>")
     if isinstance(data.get("measured"), str):
         parts.append(f"<p class='note'>Measured: {_esc(data['measured'])}.</p>")
     if rows:

@@ -76,7 +76,9 @@ def print_verdict(summary: dict, json_path: str | None) -> None:
     """The verdict first, then the control; writes ``--json`` when asked."""
     print(summary["verdict"])
     c = summary.get("control")
-    if c:
+    if c and c.get("missing"):
+        print(f"positive control: missing ({', '.join(c['missing'])}): no winner can be named")
+    elif c:
         print(f"positive control: base at {c['ratio']:.2f}x multiply-adds minus base {c['diff']:+.4f} "
               f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}): {'separated' if c['separated'] else 'NOT separated'}")
     if json_path:

@@ -33,6 +33,7 @@ import os
 import socket
 import time
 import warnings
+from datetime import timezone
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -74,6 +75,15 @@ class TrialRecord:
     intermediate: dict[int, float]
     retry_of: list[int]
     duration_s: float | None
+    started: str | None = None  # UTC, ISO 8601
+    finished: str | None = None
+
+
+def _iso(when) -> str | None:
+    """Optuna's naive local datetimes as UTC ISO 8601 text."""
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def jsonable(data: Any) -> Any:
@@ -492,6 +502,7 @@ class PlannedStudy:
                 value=t.value if t.values else None, params=dict(t.user_attrs.get(PARAMS_ATTR) or {}), attrs=attrs,
                 intermediate=dict(t.intermediate_values),
                 retry_of=list(t.system_attrs.get("retry_history", [])), duration_s=duration,
+                started=_iso(t.datetime_start), finished=_iso(t.datetime_complete),
             ))
         return out
 

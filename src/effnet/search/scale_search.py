@@ -38,7 +38,7 @@ from . import plots
 from .engine import PlannedStudy
 from .runner import StudyOptions, check_float
 from .storage import redact
-from .study import Candidate, StudyConfig, analyse, control_pair, open_study, run_study, write_json
+from .study import Candidate, StudyConfig, analyse, control_pair, open_study, run_record, run_study, write_json
 from .tables import Column, fixed, millions, plain, write_tables
 
 KIND = "compound-scaling grid search"
@@ -403,7 +403,7 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
         "indistinguishable": analysis.get("indistinguishable"), "selection": analysis.get("selection"),
         "best": None, "measured": what, "settings": {k: v for k, v in config.settings().items() if k != "base"},
         "per_candidate": [_public(p) for p in points], "groups": analysis.get("groups"),
-        "predictions": analysis.get("predictions"),
+        "run": run_record(study), "predictions": analysis.get("predictions"),
     }
     if best is not None:
         summary["best"] = {k: best.get(k) for k in ("alpha", "beta", "gamma", "product", "macs", "params",

@@ -29,7 +29,7 @@ from ..fsutil import atomic_write_text
 from . import plots
 from .runner import StudyOptions, check_float
 from .storage import redact
-from .study import CONTROL_RATIO, Candidate, analyse, control_pair, run_study
+from .study import CONTROL_RATIO, Candidate, analyse, control_pair, run_record, run_study
 from .study import StudyConfig as StudyConfigBase
 from .tables import Column, fixed, millions, plain, to_markdown, write_tables
 
@@ -273,7 +273,7 @@ def write_report(study, config: ScalingStudyConfig, out_dir: str | Path, *, num_
                "saturation": analysis.get("saturation"), "rows": [_public(r) for r in rows],
                "per_candidate": [_public(r) for r in rows],
                "settings": {k: v for k, v in config.settings().items() if k != "base"},
-               "predictions": analysis.get("predictions")}
+               "run": run_record(study), "predictions": analysis.get("predictions")}
     atomic_write_text(out / "scaling.json", json.dumps(summary, indent=2, default=float) + "\n")
     lines = [f"# Scaling study: {study.name}", "", f"**{analysis['verdict']}**", "", f"Measured: {what}.", "",
              f"Trials: {progress['complete']} complete, {progress['failed']} failed, {progress['running']} running, "

@@ -1,27 +1,34 @@
-"""Paired statistics for comparing trained candidates (the procedure in docs/scaling-study.md).
+"""Paired statistics for comparing trained candidates (the procedure in docs/statistics.md).
 
 Input: for every candidate ``c`` and shared seed ``k``, a vector of per-image scores ``correct[c][k]``
 (1/0 per image of that seed's scoring split; the same images, in the same order, for every
-candidate of seed ``k``). When a trainer reports only an accuracy per run, that run is a vector of
-one value and the image level drops out.
+candidate of seed ``k``), and optionally which images those were (``image_ids[k]``; without them,
+seeds with equally long vectors are read as the same images, the studies' default design). When a
+trainer reports only an accuracy per run, that run is a vector of one value and the image level
+drops out.
 
-* **Two-level bootstrap** (B draws): resample seeds with replacement, then each drawn seed's images
-  with replacement; every candidate is scored on the same draw, so differences are paired.
-  Accuracy intervals are the 2.5 and 97.5 percentiles.
+* **Two-level bootstrap** (B draws, :func:`draw`): seeds resampled with replacement, and each
+  distinct image weighted once per draw for every seed and candidate that scored it; every
+  candidate is scored on the same draw, so differences are paired. The seed part is rescaled for
+  the few seeds a study has, and each interval is widened by Student's t at the Welch-Satterthwaite
+  degrees of freedom of its seed and image parts (:func:`spread`).
 * **Against the best** (the highest mean, chosen on the same data), a per-pair test would be biased:
   the best is the maximum of noisy means. The indistinguishable set therefore uses a simultaneous
   bound: ``q`` is the 95th percentile over draws of the range ``max_c e_c - min_c e_c`` of the centred
-  accuracies ``e_c = acc*_c - acc_c``, so with 95% confidence every pairwise difference is within
-  ``q`` of its estimate (a bootstrap version of Tukey's studentised-range procedure). Candidate ``c``
-  is worse than the best only when ``acc_best - acc_c > q``; the interval of ``d(c, best)`` printed
-  is ``d +- q``, so "indistinguishable" and "the interval contains 0" say the same thing.
+  accuracies ``e_c = acc*_c - mean(acc*_c)`` (widened like the pairwise intervals), so with 95%
+  confidence every pairwise difference is within ``q`` of its estimate (a bootstrap version of
+  Tukey's studentised-range procedure). Candidate ``c`` is worse than the best only when
+  ``acc_best - acc_c > q``; the interval of ``d(c, best)`` printed is ``d +- q``, so
+  "indistinguishable" and "the interval contains 0" say the same thing.
 * **Against a fixed comparator** (the baseline, named before any data are seen), bootstrap p-values
   with Holm's step-down correction over the candidates compared.
 * **One seed**: McNemar's exact test (``scipy.stats.binomtest`` on the discordant images) against the
   best is reported as well, and the report says that seed noise is not covered.
+* **What it would take**: the seed and image parts of each difference's variance give about how
+  many seeds or images would resolve an observed gap (:meth:`Spread.needed`).
 
 scipy and numpy give the tests and the random draws; the resampling scheme itself is written here
-because no library offers a paired two-level (seeds, then images) bootstrap.
+because no library offers a paired, crossed (seeds x images) bootstrap.
 """
 from __future__ import annotations
 

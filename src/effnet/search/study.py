@@ -361,6 +361,38 @@ def scores_from_predictions(predictions: Mapping[str, Any], split: str = "val") 
             for k, c in predictions["candidates"].items()}
 
 
+def run_record(study: PlannedStudy) -> dict[str, Any]:
+    """When and where the study's complete trials ran: the span from the first start to the last
+    finish, the summed trial time, and this machine (CPU, cores, torch). Written beside every
+    summary, so a document quoting the study can say what it cost."""
+    import os
+    import platform
+
+    done = [r for r in study.records() if r.state == "COMPLETE" and r.started and r.finished]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        torch_version = version("torch")
+    except Exception:  # noqa: BLE001  (a version is a label; its absence is not an error)
+        torch_version = None
+    out: dict[str, Any] = {"trials": len(done), "cpu": cpu, "cores": os.cpu_count(), "torch": torch_version}
+    if done:
+        from datetime import datetime
+
+        first, last = min(r.started for r in done), max(r.finished for r in done)
+        span = (datetime.fromisoformat(last.replace("Z", "+00:00"))
+                - datetime.fromisoformat(first.replace("Z", "+00:00"))).total_seconds()
+        out.update(first_start=first, last_finish=last, wall_s=span,
+                   trial_s=sum(r.duration_s or 0.0 for r in done))
+    return out
+
+
 def write_json(path: str | Path, summary: Mapping[str, Any]) -> Path:
     path = Path(path)
     atomic_write_text(path, json.dumps(summary, indent=2, default=float) + "\n")

@@ -28,7 +28,7 @@ from ..fsutil import atomic_write_text
 from . import plots
 from .runner import StudyOptions
 from .storage import redact
-from .study import Candidate, StudyConfig, _aligned, analyse, run_study, write_json
+from .study import Candidate, StudyConfig, _aligned, analyse, run_record, run_study, write_json
 from .tables import Column, fixed, millions, plain, to_markdown
 from .training import QuickTrainer, trial_result
 
@@ -297,7 +297,8 @@ def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num
                "bigger_minus_smaller": cmp and cmp["bigger_vs_smaller"],
                "selection": f"nothing is selected; every accuracy is on {split} images",
                "per_candidate": [_public(r) for r in ordered],
-               "settings": {k: v for k, v in config.settings().items() if k != "base"}}
+               "settings": {k: v for k, v in config.settings().items() if k != "base"},
+               "run": run_record(study), "predictions": analysis.get("predictions")}
     write_json(out / "transfer.json", summary)
     atomic_write_text(out / "transfer.md", report_markdown(summary, ordered))
     return summary
