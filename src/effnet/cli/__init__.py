@@ -20,8 +20,19 @@ import sys
 COMMANDS = ["info", "demo", "train", "eval", "finetune", "search", "scale", "study", "predict", "export", "quantize", "bench", "cam", "report"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a bad flag answered in one line on stderr and exit status 2 (the usage is
+    for ``--help``). Subcommand parsers are made of the same class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="effnet", description="EfficientNet: models, compound scaling, search, training, analysis, deployment.")
+    from .. import __version__
+
+    parser = Parser(prog="effnet", description="EfficientNet: models, compound scaling, search, training, analysis, deployment.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
