@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
         runner = "TorchScript"
         verify = verify_torchscript
     print(f"wrote {path} ({args.format}, BatchNorm folded, dynamic batch/height/width)")
+    if args.format == "onnx":
+        print("  it carries the model's name, description, preprocessing and class names in its metadata_props "
+              "(effnet.model, effnet.description, effnet.preprocessing); `effnet predict IMAGE --model FILE` runs it alone")
+    elif args.format == "openvino":
+        print("  it carries the model's name, description, preprocessing and class names in its rt_info (effnet/...); "
+              "`effnet predict IMAGE --model FILE` runs it alone")
     if args.no_verify:
         return 0
     checks = verify(model, path)
@@ -111,6 +117,9 @@ def _export_int8(args: argparse.Namespace, model, size: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", opset=args.opset, example_size=size)
         method = quantize_int8(fp32, Path(args.out), calib)
+        from ..deploy.exported import add_onnx_metadata, deployment_metadata
+
+        add_onnx_metadata(args.out, deployment_metadata(model))
         print(f"wrote {args.out} (ONNX INT8, static QDQ, {method} calibration on {what}; dynamic batch/height/width)")
         if args.no_verify:
             return 0

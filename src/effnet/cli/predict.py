@@ -11,7 +11,9 @@ def register(subparsers) -> None:
                               description="Classify image files with a model name, description JSON or checkpoint. "
                                           "Images are prepared with the preprocessing stored with the model.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--model", required=True, help="model name, description .json, or effnet checkpoint")
+    p.add_argument("--model", required=True, help="model name, description .json, effnet checkpoint, or a file written "
+                                                  "by `effnet export` (.onnx, or OpenVINO .xml): it carries its "
+                                                  "preprocessing and class names")
     p.add_argument("--pretrained", action="store_true", help="load the model name's ImageNet weights (Lite0..Lite2 offline; B0..B7 "
                                                                  "downloaded once from torchvision's release and cached)")
     p.add_argument("--top-k", type=int, default=5)
@@ -33,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.img_size is not None and args.img_size < 8:
         raise ValueError(f"--img-size must be at least 8, got {args.img_size}")
-    model = load_model_arg(args.model, pretrained=args.pretrained)
+    model = load_model_arg(args.model, pretrained=args.pretrained, exported=True)
+    if args.path is not None and hasattr(model, "engine"):
+        raise ValueError(f"--path does not apply to an exported model: {args.model} runs in {model.engine}")
     if args.path is None:
         result = predict_files(model, args.images, top_k=args.top_k, batch_size=args.batch_size,
                                img_size=args.img_size)

@@ -15,7 +15,7 @@ TRANSFER_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lit
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("study", help="studies of the paper's claims (scaling, proxy fidelity)",
+    p = subparsers.add_parser("study", help="studies of the paper's claims (scaling, proxy fidelity, transfer, search strategies)",
                               description="Studies that reproduce the paper's analyses on your data.")
     sub = p.add_subparsers(dest="study_command", metavar="STUDY")
     sub.required = True

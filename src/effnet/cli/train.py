@@ -117,7 +117,8 @@ def register_finetune(subparsers) -> None:
 def register_eval(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion",
                               description="Evaluate a checkpoint (or a run dir's best weights) on a data split.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors checkpoint or a run dir (uses best.safetensors)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors checkpoint, a run dir (uses best.safetensors), "
+                                                            "or a file written by `effnet export` (.onnx, OpenVINO .xml)")
     p.add_argument("--data", help="data source (default: the run's, when CHECKPOINT is a run dir)")
     p.add_argument("--split", choices=["train", "val", "test"], default="test")
     p.add_argument("--task")
@@ -216,8 +217,10 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"checkpoint not found: {path}")
     if path.suffix.lower() == ".json":
         raise ValueError(f"{path} is a description, not a checkpoint: eval needs trained weights "
-                         "(a .safetensors file or a run dir)")
-    model = load_model(path)
+                         "(a .safetensors file, a run dir, or an exported .onnx or OpenVINO .xml file)")
+    from effnet.deploy.exported import is_exported, load_exported
+
+    model = load_exported(path) if is_exported(path) else load_model(path)
     pre = model.preprocessing
     data = args.data or (run_cfg.data if run_cfg else None)
     if not data:

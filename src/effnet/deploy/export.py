@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fsutil import atomic_path
+from .exported import add_onnx_metadata, deployment_metadata
 
 #: Tolerance on the largest absolute difference between exported and PyTorch outputs.
 TOLERANCE = 1e-4
@@ -57,7 +58,8 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
 
     Uses the TorchScript-based exporter (``dynamo=False``): it needs no extra packages and exports
     B0 in seconds. Input ``input`` (float32 NCHW, normalised as ``model.preprocessing`` says);
-    output ``logits`` (or ``features_<i>`` for ``features_only`` models).
+    output ``logits`` (or ``features_<i>`` for ``features_only`` models). The file carries the
+    model's name, description and preprocessing with class names (:mod:`effnet.deploy.exported`).
     """
     if isinstance(opset, bool) or not isinstance(opset, int) or not 11 <= opset <= 21:
         raise ValueError(f"opset must be an integer in 11..21, got {opset!r}")
@@ -68,6 +70,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
         warnings.simplefilter("ignore")
         torch.onnx.export(ready, (_example(ready, example_size),), str(tmp), dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
+        add_onnx_metadata(tmp, deployment_metadata(model))
     return target
 
 
@@ -104,6 +107,8 @@ def export_openvino(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPS
     try:
         onnx_file = export_onnx(model, staging / "model.onnx", opset=opset)
         graph = ov.convert_model(str(onnx_file))
+        for key, value in deployment_metadata(model).items():
+            graph.set_rt_info(value, ["effnet", key])
         ov.save_model(graph, str(staging / target.name), compress_to_fp16=False)
         os.replace(staging / target.with_suffix(".bin").name, target.with_suffix(".bin"))
         os.replace(staging / target.name, target)
