@@ -95,9 +95,9 @@ def test_cam_command_writes_png_and_reports_bad_images(tmp_path, monkeypatch, ca
     Image.fromarray(np.full((50, 50, 3), 128, dtype="uint8")).save(good)
     desc_path = tmp_path / "tiny.json"
     tiny_desc().save(desc_path)
-    assert cli.main(["cam", str(good), "--model", str(desc_path), "--out", str(tmp_path / "c.png")]) == 0
+    assert cli.main(["cam", str(good), "--models", str(desc_path), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").is_file() and "wrote" in capsys.readouterr().out
     bad = tmp_path / "bad.png"
     bad.write_text("x")
-    assert cli.main(["cam", str(bad), "--model", str(desc_path), "--out", str(tmp_path / "d.png")]) == 2
+    assert cli.main(["cam", str(bad), "--models", str(desc_path), "--out", str(tmp_path / "d.png")]) == 2
     assert "bad.png" in capsys.readouterr().err and not (tmp_path / "d.png").exists()

@@ -94,3 +94,11 @@ def test_eval_runs_an_exported_file_like_its_checkpoint(tmp_path, capsys, monkey
         assert cli.main(["eval", str(model), "--data", str(tmp_path / "data"), "--split", "test", "--json"]) == 0
         results.append(json.loads(capsys.readouterr().out))
     assert results[0]["top1"] == results[1]["top1"] and results[0]["confusion"] == results[1]["confusion"]
+
+
+def test_a_run_folder_is_a_model_argument(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(tiny(3, NAMES), run / "best.safetensors")
+    paths = write_images(tmp_path, 2)
+    assert _predict(capsys, *paths, "--model", str(run)) == _predict(capsys, *paths, "--model", str(run / "best.safetensors"))

@@ -91,3 +91,16 @@ def test_the_memory_layout_is_the_machines_fastest_unless_set():
     kept = decide(TrainConfig.for_model("efficientnet_b0", epochs=3, channels_last=False), steps_per_epoch=57,
                   num_classes=4)
     assert kept.cfg.channels_last is False and "channels_last" not in kept.decisions
+
+
+def test_recipe_short_fixes_the_studies_proxy_values_whatever_the_length():
+    from effnet.train.recipe import SHORT_FIXED
+
+    cfg = TrainConfig(model="efficientnet_b0", data="synthetic", epochs=400, recipe="short")
+    recipe = decide(cfg, steps_per_epoch=1000, num_classes=4)  # a long run: auto would give the paper's
+    c = recipe.cfg
+    assert recipe.regime == "short (fixed)"
+    assert (c.optimizer, c.schedule, c.lr, c.ema, c.bn_momentum, c.label_smoothing, c.drop_path_rate) == (
+        SHORT_FIXED["optimizer"], SHORT_FIXED["schedule"], SHORT_FIXED["lr"], SHORT_FIXED["ema"],
+        SHORT_FIXED["bn_momentum"], SHORT_FIXED["label_smoothing"], SHORT_FIXED["drop_path_rate"])
+    assert c.head_init == "zero" and c.augment == "none"

@@ -32,7 +32,8 @@ def resolve_description(model: str | Path | Network) -> Network:
 def load_model(spec: str | Path | Network, *, pretrained: bool | str | Path = False, **create_model_kwargs) -> EfficientNet:
     """A model from any model argument: what ``effnet predict --model``, ``eval``, ``export`` and training take.
 
-    * an effnet checkpoint (written by ``effnet.weights.save_model``): its description,
+    * an effnet checkpoint (written by ``effnet.weights.save_model``), or a run folder (its
+      ``best.safetensors``): its description,
       preprocessing, class names, numerics, input channels and weights; ``pretrained`` must be unset;
     * a registered name or a description ``.json`` file (or an ``effnet.arch.Network``): the network,
       with ``pretrained`` weights (``True``: the offline ImageNet weights; a path: any checkpoint
@@ -46,8 +47,9 @@ def load_model(spec: str | Path | Network, *, pretrained: bool | str | Path = Fa
     text = str(spec)
     path = Path(text).expanduser()
     if path.exists() and path.suffix.lower() != ".json":
-        from .weights.io import read_effnet_metadata
+        from .weights.io import checkpoint_file, read_effnet_metadata
 
+        path = checkpoint_file(path)  # a run folder: its best weights
         if pretrained:
             raise ValueError(f"pretrained weights apply to model names; {text} is a checkpoint and already has weights")
         meta = read_effnet_metadata(path)

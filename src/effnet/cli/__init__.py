@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"effnet.cli.{name}").register(sub)
+    from .common import state_defaults
+
+    state_defaults(parser)
     return parser
 
 

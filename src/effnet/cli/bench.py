@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -17,6 +16,9 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+from .common import add_json, add_pretrained, comma_list, emit_json
+
+
 def register(subparsers) -> None:
     from ..analysis.bench_names import CHOOSE_ONLY_PATHS, PATHS, PEERS  # torch-free: building the parser stays cheap
 
@@ -24,8 +26,9 @@ def register(subparsers) -> None:
                               description="Time our eager model and optimised paths (channels_last, bf16 where the CPU has it, torch.compile, "
                                           "ONNX Runtime fp32, INT8; with --choose also OpenVINO fp32 and bf16) and the same network in torchvision and timm, "
                                           "in one run, and name our fastest path per setting. Random weights and inputs: speed only.")
-    p.add_argument("--models", nargs="+", default=["efficientnet_b0"], metavar="MODEL",
-                   help="model names, description .json files or checkpoints (default efficientnet_b0)")
+    p.add_argument("--models", type=comma_list, default=["efficientnet_b0"], metavar="MODEL,...",
+                   help="comma-separated model names, description .json files, checkpoints or run folders "
+                        "(default efficientnet_b0)")
     p.add_argument("--batch-sizes", type=_ints, default=[1, 32], help="comma-separated (default 1,32)")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: each model's resolution)")
     p.add_argument("--paths", type=_csv, default=None,
@@ -36,13 +39,13 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed batches per row, taken 5 at a time in rounds interleaved with the other rows (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first (default 3)")
     p.add_argument("--threads", type=int, default=None, help="threads for PyTorch and ONNX Runtime (default: cores)")
-    p.add_argument("--json", metavar="FILE", help="write results, machine and versions as JSON")
+    add_json(p, "results, machine and versions")
     c = p.add_argument_group("choosing the fastest path (--choose)")
     c.add_argument("--choose", action="store_true",
                    help="also measure each path's accuracy change (top-1 agreement with eager fp32 on scikit-image's "
                         "sample photos; with --data the held-out accuracy change and its interval), name the fastest "
                         "path within the tolerance per batch size and cache it for `effnet export/predict --path auto`")
-    c.add_argument("--pretrained", action="store_true", help="load the model names' ImageNet weights")
+    add_pretrained(c)
     c.add_argument("--data", help="labelled held-out data for the accuracy change ('elpv', 'fashion-mnist', a folder, a .csv)")
     c.add_argument("--eval-limit", type=int, default=None, help="at most this many held-out images")
     c.add_argument("--calib-images", type=int, default=200, help="--data training images INT8 is calibrated on (default 200)")
@@ -56,7 +59,6 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.bench import PATHS, bench_table, results_json, run_bench
-    from ..fsutil import atomic_write_text
 
     peers = [] if args.peers == ["none"] else args.peers
     if args.img_size is not None and args.img_size < 16:
@@ -74,12 +76,10 @@ def run(args: argparse.Namespace) -> int:
     results = run_bench(args.models, args.batch_sizes, args.img_size, args.paths, peers, args.repeats,
                         args.warmup, threads=args.threads,
                         progress=lambda msg: print(f"  running {msg}", file=sys.stderr, flush=True))
-    print(bench_table(results, args.repeats))
     settings = {"models": args.models, "batch_sizes": args.batch_sizes, "img_size": args.img_size,
                 "paths": args.paths, "peers": peers, "repeats": args.repeats, "warmup": args.warmup}
-    if args.json:
-        atomic_write_text(args.json, json.dumps(results_json(results, settings), indent=2) + "\n")
-        print(f"wrote {args.json}")
+    if not (args.json and emit_json(results_json(results, settings), args.json)):
+        print(bench_table(results, args.repeats))
     if args.plot:
         from ..analysis.plots import plot_bench
 
@@ -93,7 +93,6 @@ def choose(args: argparse.Namespace, peers: list[str]) -> int:
     from ..deploy.loading import load_model_arg
     from ..deploy.paths import DEFAULT_CANDIDATES, PathCache, Tolerance, choose_paths, labelled_arrays, \
         model_identity, paths_table
-    from ..fsutil import atomic_write_text
 
     import torch
 
@@ -120,15 +119,14 @@ def choose(args: argparse.Namespace, peers: list[str]) -> int:
         report = choose_paths(model, args.batch_sizes, size, args.paths or DEFAULT_CANDIDATES, peers, args.repeats,
                               args.warmup, tolerance, heldout, args.data or "", calib,
                               progress=lambda msg, name=spec: say(f"{name}: {msg}"))
-        print(f"{spec} ({size}x{size})")
-        print(paths_table(report))
+        text = sys.stderr if args.json == "-" else sys.stdout  # standard output is the JSON's then
+        print(f"{spec} ({size}x{size})", file=text)
+        print(paths_table(report), file=text)
         cache.put(model_identity(spec, args.pretrained), report)
         reports.append({"model": spec, "pretrained": args.pretrained, **report.to_dict()})
-    print(f"choices cached in {cache.file}")
+    print(f"choices cached in {cache.file}", file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json:
-        atomic_write_text(args.json, json.dumps({"kind": "effnet.paths", "settings": vars_of(args), "models": reports},
-                                                indent=2) + "\n")
-        print(f"wrote {args.json}")
+        emit_json({"kind": "effnet.paths", "settings": vars_of(args), "models": reports}, args.json)
     return 0
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 
 
+from .common import add_pretrained
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export to ONNX, TorchScript or OpenVINO IR (BatchNorm folded, dynamic shapes)",
                               description="Export a model with BatchNorm folded into the convolutions and dynamic "
                                           "batch, height and width, then check the exported outputs against PyTorch "
                                           "at three input sizes (max abs difference <= 1e-4).")
-    p.add_argument("model", metavar="MODEL", help="model name, description .json, or effnet checkpoint")
-    p.add_argument("--pretrained", action="store_true", help="load effnet's offline ImageNet weights for a model name")
+    p.add_argument("model", metavar="MODEL", help="model name, description .json, effnet checkpoint or run folder")
+    add_pretrained(p)
     p.add_argument("--format", choices=("onnx", "torchscript", "openvino"), required=True,
                    help="openvino: IR, --out NAME.xml with NAME.bin beside it (the 'openvino' extra)")
     p.add_argument("--out", required=True, metavar="FILE")

@@ -5,7 +5,6 @@ Only :mod:`effnet.arch` is used, so the command answers without importing torch.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 #: The paper's Table 2 (ImageNet): top-1 %, top-5 %, parameters (millions), FLOPs (billions of
@@ -21,6 +20,8 @@ PAPER_TABLE2: dict[str, tuple[float, float, float, float]] = {
     "efficientnet_b7": (84.3, 97.0, 66, 37),
 }
 
+
+from .common import add_json, emit_json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--beta", type=float, default=1.1, help="width coefficient for --compare-formula (default 1.1)")
     p.add_argument("--gamma", type=float, default=1.15,
                    help="resolution coefficient for --compare-formula (default 1.15)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(p, "the table")
     p.set_defaults(func=run)
 
 
@@ -144,10 +145,7 @@ def run(args: argparse.Namespace) -> int:
             text.append("")
         text.append(format_formula(frows, args.alpha, args.beta, args.gamma))
 
-    if args.json:
-        # one list of records; an object holding both lists when both were asked for
-        payload = out if len(out) == 2 else next(iter(out.values()))
-        print(json.dumps(payload, indent=2))
-    else:
+    # one list of records; an object holding both lists when both were asked for
+    if not (args.json and emit_json(out if len(out) == 2 else next(iter(out.values())), args.json)):
         print("\n".join(text))
     return 0

@@ -2,24 +2,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+
+from .common import add_json, add_pretrained, emit_json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="top-k classes of image files",
                               description="Classify image files with a model name, description JSON or checkpoint. "
                                           "Images are prepared with the preprocessing stored with the model.")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--model", required=True, help="model name, description .json, effnet checkpoint, or a file written "
+    p.add_argument("--model", required=True, help="model name, description .json, effnet checkpoint, run folder, or a file written "
                                                   "by `effnet export` (.onnx, or OpenVINO .xml): it carries its "
                                                   "preprocessing and class names")
-    p.add_argument("--pretrained", action="store_true", help="load the model name's ImageNet weights (Lite0..Lite2 offline; B0..B7 "
-                                                                 "downloaded once from torchvision's release and cached)")
+    add_pretrained(p)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(p, "the predictions")
     p.add_argument("--path", default=None, metavar="PATH",
                    help="how to run the model: auto (the path `effnet bench --choose` cached for this model, batch size "
                         "and size on this machine, or measured once now), eager (PyTorch, BatchNorm folded, "
@@ -48,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
     for bad in result.failed:
         print(f"effnet predict: {bad.error}", file=sys.stderr)
     ok = [p for p in result.predictions if p.error is None]
-    if args.json:
-        print(json.dumps({"model": str(args.model), "img_size": result.img_size,
-                          "predictions": [p.to_dict() for p in result.predictions]}, indent=2))
-    else:
+    payload = {"model": str(args.model), "img_size": result.img_size,
+               "predictions": [p.to_dict() for p in result.predictions]}
+    if not (args.json and emit_json(payload, args.json)):
         for p in ok:
             print(p.path)
             for rank, (label, prob) in enumerate(zip(p.labels, p.probabilities), 1):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+
+from .common import add_json, add_pretrained, emit_json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("quantize", help="INT8 static quantisation (ONNX Runtime) with accuracy and speed report",
@@ -11,9 +12,9 @@ def register(subparsers) -> None:
                                           "activations calibrated on the training split; the first convolutions, "
                                           "at stride 4 or finer, stay fp32) and report the change in "
                                           "held-out top-1 accuracy and the speed-up over the fp32 ONNX Runtime model.")
-    p.add_argument("model", metavar="MODEL", help="model name, description .json, or effnet checkpoint "
+    p.add_argument("model", metavar="MODEL", help="model name, description .json, effnet checkpoint or run folder "
                                                    "(fine-tuned on the data for a meaningful accuracy)")
-    p.add_argument("--pretrained", action="store_true", help="load effnet's offline ImageNet weights for a model name")
+    add_pretrained(p)
     p.add_argument("--data", required=True, help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a .csv list")
     p.add_argument("--out", required=True, metavar="FILE.onnx")
     p.add_argument("--calib-images", type=int, default=200, help="training images used for calibration (default 200)")
@@ -29,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--limit-per-class", type=int, default=None, help="use at most this many images per class")
     p.add_argument("--repeats", type=int, default=30, help="timed runs for the speed comparison")
     p.add_argument("--seed", type=int, default=0, help="split seed (use the one the model was trained with)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    add_json(p, "the report")
     p.set_defaults(func=run)
 
 
@@ -37,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_splits
     from ..deploy.loading import load_model_arg
     from ..deploy.quantize import quantize_model
-    from ..fsutil import atomic_write_text
 
     if args.qat_epochs < 0 or args.qat_lr <= 0:
         raise ValueError(f"--qat-epochs must be >= 0 and --qat-lr > 0, got {args.qat_epochs:g} and {args.qat_lr:g}")
@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     report = quantize_model(model, splits, args.out, calib_images=args.calib_images, img_size=size,
                             eval_split=args.eval_split, eval_limit=args.eval_limit, repeats=args.repeats,
                             method=args.calibration, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr)
-    print(report.text())
-    if args.json:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")
+    if not (args.json and emit_json(report.to_dict(), args.json)):
+        print(report.text())
     return 0

@@ -5,6 +5,8 @@ import argparse
 import re
 from pathlib import Path
 
+from .common import add_json, add_recipe, emit_json
+
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
 
 
@@ -23,11 +25,6 @@ def add_search_arguments(p: argparse.ArgumentParser, *, out_default: str, out_he
     """The data, target, space and training budget of an architecture search, and where it is kept."""
     from ..search.arch_space import BASES  # pure Python: building the parser stays cheap
 
-
-def add_search_arguments(p: argparse.ArgumentParser, *, out_default: str, out_help: str) -> None:
-    """The data, target, space and training budget of an architecture search, and where it is kept."""
-    from ..search.arch_space import BASES  # pure Python: building the parser stays cheap
-
     p.add_argument("--data", required=True, help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a CSV list")
     p.add_argument("--target-macs", required=True, metavar="N",
                    help="target T in multiply-adds at --img-size (e.g. 30M)")
@@ -39,16 +36,14 @@ def add_search_arguments(p: argparse.ArgumentParser, *, out_default: str, out_he
     p.add_argument("--storage", default=None, metavar="URL",
                    help="database URL or SQLite file (default: study.db in --out)")
     p.add_argument("--out", default=out_default, metavar="DIR", help=out_help)
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the summary with its statistics here")
+    add_json(p, "the summary with its statistics")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=1, metavar="K",
                    help="train every candidate with K seeds (the same for all) and reward their mean accuracy")
     p.add_argument("--task", default="default", help="labelling of the elpv data ('default' or 'binary')")
     p.add_argument("--limit-per-class", type=int, default=None, metavar="N", help="use at most N images per class")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--recipe", default="short",
-                   help="training recipe per candidate: 'short' (default; AdamW, cosine, BatchNorm momentum 0.1, "
-                        "zero-initialised classifier: learns in a few epochs) or 'paper' (quick_train's paper recipe)")
+    add_recipe(p, "short")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop each candidate's training after N steps")
     p.add_argument("--no-base", action="store_true", help="do not evaluate the base network as the first trial")
 
@@ -147,7 +142,5 @@ def run(args: argparse.Namespace) -> int:
     for key in ("best", "summary", "markdown", "csv", "plot"):
         print(f"  {paths[key]}")
     if args.json:
-        from ..search.study import write_json
-
-        print(f"  {write_json(args.json, summary)}")
+        emit_json(summary, args.json)
     return 0

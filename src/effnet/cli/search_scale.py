@@ -7,6 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
+from .common import add_augment, add_json, add_recipe, emit_json
+
 CONSTRAINT_HELP = ("candidates are alpha, beta, gamma >= 1 on the grid with |alpha*beta^2*gamma^2 - 2| <= "
                    "TOLERANCE * 2 (relative), so each costs about 2^phi times the base in FLOPs (multiply-adds)")
 
@@ -25,14 +27,11 @@ def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str, data_de
                         "candidate); 3 or more where time allows")
     p.add_argument("--split-seeds", action="store_true",
                    help="seed k also re-draws the train/validation/test split (shared by every candidate of seed k)")
-    p.add_argument("--json", default=None, metavar="FILE",
-                   help="also write the summary (verdict, control, per-candidate intervals) as JSON to FILE")
+    add_json(p, "the summary (verdict, control, per-candidate intervals, per-image predictions)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--recipe", default="short",
-                   help="training recipe per trial: 'short' (default; AdamW, cosine, BatchNorm momentum 0.1, "
-                        "zero-initialised classifier: learns in a few epochs) or 'paper' (quick_train's paper recipe)")
+    add_recipe(p, "short")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
-    p.add_argument("--augment", default="none", help="training augmentation: none (default), autoaugment, randaugment")
+    add_augment(p, "none")
     p.add_argument("--task", default="default", help="labelling of the elpv data ('default' or 'binary')")
     p.add_argument("--limit-per-class", type=int, default=None, metavar="N", help="use at most N images per class")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop each training after N steps")
@@ -82,9 +81,7 @@ def print_verdict(summary: dict, json_path: str | None) -> None:
         print(f"positive control: base at {c['ratio']:.2f}x multiply-adds minus base {c['diff']:+.4f} "
               f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}): {'separated' if c['separated'] else 'NOT separated'}")
     if json_path:
-        from ..search.study import write_json
-
-        print(f"  {write_json(json_path, summary)}")
+        emit_json(summary, json_path)
 
 
 def load_base(text: str):
@@ -138,6 +135,15 @@ class EventPrinter:
             print(f"{head}: result refused (trial was retried elsewhere after missing heartbeats)", flush=True)
 
 
+def _one_phi(text: str) -> float:
+    from .scale import parse_phis
+
+    phis = parse_phis(text)
+    if len(phis) != 1:
+        raise ValueError(f"--phi takes one value in a grid search, got {text!r}")
+    return phis[0]
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "scale", help="grid-search the compound-scaling coefficients alpha, beta, gamma",
@@ -147,7 +153,9 @@ def register(subparsers) -> None:
                     "Optuna study: Ctrl-C or a killed worker loses no finished trial; rerunning resumes.",
     )
     p.add_argument("--base", default="efficientnet_b0", help="registered network name or description JSON")
-    p.add_argument("--phi", type=float, default=1.0, help="compound coefficient the candidates are trained at (1)")
+    p.add_argument("--phi", default="1",
+                   help="compound coefficient the candidates are trained at, written as `effnet scale --phi` takes "
+                        "it (one value here; default 1)")
     p.add_argument("--grid-step", type=float, default=0.05, help="grid spacing of alpha, beta, gamma (0.05)")
     p.add_argument("--tolerance", type=float, default=0.1,
                    help="relative tolerance on alpha*beta^2*gamma^2 = 2 (0.1: products in [1.8, 2.2])")
@@ -171,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     from ..search.storage import normalise_url, redact
 
     config = ScaleSearchConfig(
-        base=load_base(args.base), phi=args.phi, grid_step=args.grid_step, tolerance=args.tolerance,
+        base=load_base(args.base), phi=_one_phi(args.phi), grid_step=args.grid_step, tolerance=args.tolerance,
         max_coefficient=args.max_coefficient, cost_tolerance=args.cost_tolerance, prune=args.prune,
         **budget_arguments(args),
     )

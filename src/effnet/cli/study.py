@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common import comma_list, emit_json
 from .scale import add_coefficient_arguments
 from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, interrupt_on_sigterm, load_base,
                            print_verdict, study_options)
@@ -56,8 +57,9 @@ def register(subparsers) -> None:
                     "bigger minus smaller, and one plot against multiply-adds and parameters. Three seeds by default. Trials are keyed by "
                     "(model, init, seed) in a resumable Optuna study.",
     )
-    t.add_argument("--models", default=",".join(TRANSFER_MODELS),
-                   help=f"registered networks with offline ImageNet weights (default {','.join(TRANSFER_MODELS)})")
+    t.add_argument("--models", type=comma_list, default=list(TRANSFER_MODELS), metavar="MODEL,...",
+                   help=f"comma-separated registered networks with offline ImageNet weights "
+                        f"(default {','.join(TRANSFER_MODELS)})")
     add_study_arguments(t, out_default="runs/transfer-study", data_default="elpv", img_size_default=128)
     t.set_defaults(func=run_transfer, seeds=3)
     register_arch_strategies(sub)
@@ -102,9 +104,7 @@ def run_proxy(args: argparse.Namespace) -> int:
         print(f"{c['key']:>16} {c['proxy_mean']:>9.4f} {c['long_mean']:>9.4f}")
     print(f"  {Path(opts.out_dir) / 'proxy.json'}\n  {Path(opts.out_dir) / 'proxy.png'}")
     if args.json:
-        from ..search.study import write_json
-
-        print(f"  {write_json(args.json, summary)}")
+        emit_json(summary, args.json)
     return 0
 
 
@@ -161,7 +161,7 @@ def run_transfer(args: argparse.Namespace) -> int:
         raise ValueError("--recipe does not apply to the transfer study: each run's recipe is decided "
                          "(fine-tune regime for ImageNet weights, short regime from scratch)")
     budget = {k: v for k, v in budget_arguments(args).items() if k != "recipe"}
-    config = TransferStudyConfig(models=tuple(m.strip() for m in args.models.split(",") if m.strip()), **budget)
+    config = TransferStudyConfig(models=tuple(args.models), **budget)
     config.check()
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import emit_json
 from .search_arch import add_search_arguments
 
 
@@ -60,7 +61,5 @@ def run(args: argparse.Namespace) -> int:
     for key in ("summary", "plot"):
         print(f"  {paths[key]}")
     if args.json:
-        from ..search.study import write_json
-
-        print(f"  {write_json(args.json, summary)}")
+        emit_json(summary, args.json)
     return 0

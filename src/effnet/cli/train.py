@@ -7,8 +7,9 @@ Config precedence (later wins): the variant's defaults (``TrainConfig.for_model`
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from .common import add_augment, add_json, add_pretrained, add_recipe, emit_json
 
 # named flag -> config key (flags left unset do not override anything)
 _FLAGS = {
@@ -32,45 +33,43 @@ the global batch; multi-node: add --nnodes, --node_rank, --master_addr, --master
 
 
 def _add_train_options(p: argparse.ArgumentParser, *, model_flag: bool) -> None:
+    p.unset_default = "decided by the recipe and the model's variant, printed when the run starts"
     if model_flag:
         p.add_argument("--model", help="registered name (efficientnet_b0) or description JSON (default efficientnet_b0)")
-        p.add_argument("--pretrained", help="'true' (ImageNet weights: Lite0..Lite2 offline, B0..B7 from torchvision via torch.hub), a URL or a checkpoint path")
-    p.add_argument("--data", help="'elpv', 'fashion-mnist', 'synthetic', an image folder (one folder per class) or a CSV list")
-    p.add_argument("--task", help="labelling of the data set (elpv: defect4 as 'default', or 'binary')")
+    add_pretrained(p, default=None)
+    p.add_argument("--data", help="'elpv', 'fashion-mnist', 'synthetic', an image folder (one folder per class) or a CSV list "
+                                  "(no default: required unless --resume or --config gives it)")
+    p.add_argument("--task", help="labelling of the data set (elpv: defect4 as 'default', or 'binary'; default: 'default')")
     p.add_argument("--img-size", type=int, help="training resolution (default: the variant's)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--epochs", type=int, help="training epochs (default 350, the paper's; a short run's recipe is sized to it)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default 64)")
     p.add_argument("--lr", type=float, help="peak learning rate (default lr_per_256 x batch/256; lr_per_256 "
                                             "is decided by the recipe)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of initialisation, data order and split (default 0)")
     p.add_argument("--out", help="run dir (default runs/<model>-<data>-<time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint (default: a new run)")
     p.add_argument("--skip-bad-images", action="store_const", const=True, help="leave out unreadable images")
-    p.add_argument("--limit-per-class", type=int, help="use at most N images per class")
-    p.add_argument("--recipe", choices=["auto", "paper"],
-                   help="auto (default): the paper's values for a long run from scratch, values sized to the run "
-                        "for short runs and fine-tuning (printed with the reason when the run starts); paper: the "
-                        "paper's values whatever the run")
-    p.add_argument("--augment", choices=["autoaugment", "randaugment", "none"],
-                   help="augmentation policy on top of random crop and flip (default: decided by the recipe)")
+    p.add_argument("--limit-per-class", type=int, help="use at most N images per class (default: every image)")
+    add_recipe(p, None)
+    add_augment(p, None)
     p.add_argument("--optimizer", choices=["rmsprop_tf", "sgd", "adamw"])
     p.add_argument("--schedule", choices=["step", "cosine"])
     p.add_argument("--warmup-epochs", type=float)
-    p.add_argument("--amp", choices=["none", "bf16", "fp16", "auto"], help="mixed precision")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16", "auto"], help="mixed precision (default none)")
     p.add_argument("--channels-last", action="store_const", const=True)
     p.add_argument("--grad-checkpointing", action="store_const", const=True,
                    help="recompute each stage in backward (less memory)")
     p.add_argument("--sync-bn", action="store_const", const=True,
                    help="distributed: BatchNorm statistics over the global batch (SyncBatchNorm on GPU, "
                         "effnet's GlobalBatchNorm2d on CPU)")
-    p.add_argument("--workers", type=int, help="data loader worker processes")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--workers", type=int, help="data loader worker processes (default 0: loading in the main process)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--deterministic", action="store_const", const=True,
                    help="deterministic algorithms (bit-exact reruns and resumes)")
-    p.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="also checkpoint every N steps")
-    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
-    p.add_argument("--config", metavar="FILE", help="YAML or JSON file of config keys")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key (repeatable)")
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="also checkpoint every N steps (default: at the end of every epoch only)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (default: no limit)")
+    p.add_argument("--config", metavar="FILE", help="YAML or JSON file of config keys (default: none)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key (repeatable; default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
 
 
@@ -107,9 +106,9 @@ def register_finetune(subparsers) -> None:
                    help="a checkpoint file (effnet, torchvision, timm, EfficientNet-PyTorch) or a model name with "
                         "offline weights (efficientnet_lite0)")
     p.add_argument("--model", help="architecture (name or description JSON) for checkpoints that do not store "
-                                   "one (torchvision, timm, EfficientNet-PyTorch files)")
-    p.add_argument("--freeze-stages", type=int, help="freeze the stem and the first N stages")
-    p.add_argument("--in-chans", type=int, help="input channels (the stem is adapted)")
+                                   "one (torchvision, timm, EfficientNet-PyTorch files; default: the checkpoint's own)")
+    p.add_argument("--freeze-stages", type=int, help="freeze the stem and the first N stages (default 0)")
+    p.add_argument("--in-chans", type=int, help="input channels, the stem adapted (default: the checkpoint's, or 3)")
     _add_train_options(p, model_flag=False)
     p.set_defaults(func=_finetune)
 
@@ -126,7 +125,7 @@ def register_eval(subparsers) -> None:
     p.add_argument("--limit-per-class", type=int)
     p.add_argument("--skip-bad-images", action="store_true")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_json(p, "the metrics")
     p.set_defaults(func=_eval)
 
 
@@ -153,15 +152,26 @@ def resolve_config(args: argparse.Namespace, *, model: str | None = None, pretra
     for attr, key in _FLAGS.items():
         value = getattr(args, attr, None)
         if value is not None:
-            flags[key] = value
+            flags[key] = "true" if key == "pretrained" and value is True else value  # --pretrained alone
     if model is not None and not args.resume:
         flags["model"] = model
     if pretrained is not None and not args.resume:
         flags["pretrained"] = pretrained
     if args.resume:
         flags["out"] = args.resume
-    cfg = cfg.override(flags)
+    try:
+        cfg = cfg.override(flags)
+    except ValueError as exc:
+        raise ValueError(_as_flag(str(exc), flags)) from None
     return cfg.override(args.set)
+
+
+def _as_flag(message: str, given: dict) -> str:
+    """A config error about a key the user set by a flag, told with the flag's name (img_size -> --img-size)."""
+    for attr, key in _FLAGS.items():
+        if key in given and message.startswith(key + " "):
+            return f"--{attr.replace('_', '-')}{message[len(key):]}"
+    return message
 
 
 def _set_has(items: list[str], key: str) -> bool:
@@ -192,13 +202,18 @@ def _train(args: argparse.Namespace) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     source = args.source
     if Path(source).exists():
+        if args.pretrained not in (None, True):
+            raise ValueError(f"--pretrained {args.pretrained} names weights for a model name; {source} is a "
+                             "checkpoint and brings its own")
         cfg = resolve_config(args, model=args.model or source, pretrained=source)
     else:
         from effnet.arch import list_networks
 
         if source not in list_networks():
-            raise ValueError(f"{source!r} is neither a checkpoint file nor a model name")
-        cfg = resolve_config(args, model=source, pretrained="true")
+            raise ValueError(f"{source!r} is neither a checkpoint file nor a model name (known names: "
+                             f"{', '.join(list_networks())})")
+        weights = args.pretrained if args.pretrained not in (None, True) else "true"
+        cfg = resolve_config(args, model=source, pretrained=weights)
     return _run(cfg, args)
 
 
@@ -243,9 +258,7 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = evaluate(model, getattr(splits, args.split), batch_size=args.batch_size)
     metrics = {"checkpoint": str(path), "data": splits.source, "split": args.split,
                "class_names": list(splits.class_names), **metrics}
-    if args.json:
-        print(json.dumps(metrics, indent=2))
-    else:
+    if not (args.json and emit_json(metrics, args.json)):
         print(format_eval(metrics))
     return 0
 

@@ -44,7 +44,11 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        image = load_image(path)
+        try:
+            image = load_image(path)
+        except ValueError as exc:  # a data set can leave such files out; say how
+            raise type(exc)(f"{exc} (skip_bad_images=True, on the command line --skip-bad-images, leaves unreadable "
+                            "images out)") from exc
         if self.transform is not None:
             image = self.transform(image)
         return image, label

@@ -229,7 +229,7 @@ def load_splits(
             description = str(path)
             if not path.exists():
                 raise ValueError(f"data source not found: {source} (expected an image folder, a .csv list, "
-                                 "'elpv' or 'synthetic')")
+                                 "'elpv', 'fashion-mnist' or 'synthetic')")
             layout = None
             if path.is_file():
                 if path.suffix.lower() != ".csv":

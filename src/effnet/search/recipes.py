@@ -9,6 +9,7 @@ validation accuracy, so the recipe has to learn in a few hundred steps.
   running statistics are still near their initial values after a few dozen steps, so a short run
   evaluates (in eval mode) with statistics that do not fit the weights; on ELPV every candidate of
   the grid search and the scaling study scored chance under it.
+* ``auto`` lets ``effnet.train.recipe`` decide from the run's length, as ``effnet train`` does.
 * ``short`` (the default) is for such proxies, fixed so that a study's recipe does not move with
   the run-length rules of ``effnet.train.recipe``: BatchNorm momentum 0.1, AdamW at 2e-3 with a cosine
   schedule, no EMA, no label smoothing, no stochastic depth, and a classifier that starts at zero.
@@ -24,15 +25,13 @@ from typing import Any, Mapping
 
 from ..arch import Network
 from ..errors import EffnetError
+from ..train.recipe import SHORT_FIXED
 
 #: recipe name -> ``zero_head`` (start the classifier at zero) and ``train`` (``TrainConfig`` overrides)
 PROXY_RECIPES: Mapping[str, Mapping[str, Any]] = {
+    "auto": {"zero_head": False, "train": {}},
+    "short": {"zero_head": True, "train": dict(SHORT_FIXED)},
     "paper": {"zero_head": False, "train": {"recipe": "paper"}},
-    "short": {
-        "zero_head": True,
-        "train": {"bn_momentum": 0.1, "drop_path_rate": 0.0, "optimizer": "adamw", "lr": 2e-3,
-                  "schedule": "cosine", "ema": False, "label_smoothing": 0.0},
-    },
 }
 DEFAULT_RECIPE = "short"
 

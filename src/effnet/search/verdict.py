@@ -178,7 +178,8 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
                          f"{w['ci_high']:.4f}), separated from the {len(members) - 1} other(s)")
         else:
             decided_all = False
-            detail = f"{where}best {members[g.best]} ({'; '.join(reasons)})"
+            own = [r for r in reasons if not r.startswith(("the positive control", "one seed"))]  # said first
+            detail = f"{where}best {members[g.best]}" + (f" ({'; '.join(own)})" if own else "")
             if runner is not None and members[runner] in indist:
                 detail += (f"; this budget resolves differences above {g.range_bound:.3f}; the gap to "
                            f"{members[runner]} ({-g.diff_to_best[runner]:.3f}) would need "
@@ -191,12 +192,15 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
             + "; a missing control is a failed control and no winner is named.")
     elif not ctrl["separated"]:
         ratio = f" at {ctrl['ratio']:.2f}x multiply-adds" if ctrl.get("ratio") else ""
-        need = _need_text({"seeds": ctrl.get("seeds_to_resolve"), "images": ctrl.get("images_to_resolve"),
-                           "both_times": ctrl.get("both_times_to_resolve")}, what)
+        if ctrl["diff"] > 0:
+            need = "resolving it would need " + _need_text(
+                {"seeds": ctrl.get("seeds_to_resolve"), "images": ctrl.get("images_to_resolve"),
+                 "both_times": ctrl.get("both_times_to_resolve")}, what)
+        else:
+            need = "it is not even in the expected direction, so more seeds or images at this budget would not resolve it"
         first.append(f"Not decided: this data and budget cannot resolve differences of this size: the control "
                      f"{ctrl['big']}{ratio} is not separated from {ctrl['small']} (difference {ctrl['diff']:+.4f}, "
-                     f"95% CI {ctrl['ci_low']:+.4f} to {ctrl['ci_high']:+.4f}; resolving it would need {need}); "
-                     "no winner is named.")
+                     f"95% CI {ctrl['ci_low']:+.4f} to {ctrl['ci_high']:+.4f}; {need}); no winner is named.")
     if not seeds_ok and not first:
         first.append("Not decided: one seed, so seed-to-seed noise is not estimated; no winner is named.")
     if decided_all and not first:

@@ -27,7 +27,7 @@ OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 AMP_MODES = ("none", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
-RECIPES = ("auto", "paper")
+RECIPES = ("auto", "short", "paper")
 HEAD_INITS = ("zero", "paper")
 BN_MODES = ("train", "frozen")
 AUGMENT_CHOICES = ("autoaugment", "randaugment", "none")
@@ -54,7 +54,7 @@ class TrainConfig:
     skip_bad_images: bool = False
     limit_per_class: int | None = None  # also the per-class size of data="synthetic" (default 8)
     # --- schedule -----------------------------------------------------------------------
-    recipe: str = "auto"  # "auto": decide the None keys from the run; "paper": the paper's values
+    recipe: str = "auto"  # "auto": decide the None keys from the run; "short": fixed short-run values; "paper": the paper's
     epochs: int = 350
     max_steps: int | None = None  # stop early after this many optimizer steps
     batch_size: int = 64  # global batch (split across processes in distributed runs)

@@ -59,7 +59,7 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
-    text = (f"epoch {row['epoch']}/{epochs}  step {row['step']}  lr {row['lr']:.2e}  "
+    text = (f"epoch {row['epoch']}/{epochs}  step {row['step']}  next lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}  "
             f"val loss {row['val_loss']:.4f} top1 {row['val_top1']:.3f}")
     if row.get("ema_val_top1") is not None:
@@ -117,7 +117,8 @@ def summary_text(metrics: dict[str, Any], run_dir: Path) -> str:
         f"model          {metrics['model']}  ({metrics['params'] / 1e6:.2f}M params, "
         f"{metrics['macs'] / 1e6:.1f}M multiply-adds at {metrics['img_size']}px)",
         f"data           {metrics['data']}  ({len(metrics['class_names'])} classes)",
-        f"trained        {metrics['epochs']} epochs, {metrics['steps']} steps at batch {metrics['batch_size']} in "
+        f"trained        {metrics['epochs']} epoch{'s' if metrics['epochs'] != 1 else ''}, {metrics['steps']} "
+        f"step{'s' if metrics['steps'] != 1 else ''} at batch {metrics['batch_size']} in "
         f"{metrics['train_time_s']:.1f}s ({metrics['images_per_s']:.1f} img/s; wall {metrics['wall_time_s']:.1f}s)",
         f"best val       top-1 {best.get('val_top1', float('nan')):.4f} ({best.get('weights')} weights, "
         f"epoch {best.get('epoch')})",

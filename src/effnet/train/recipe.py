@@ -11,7 +11,7 @@ classes. On a run of a few hundred steps the same values leave the learning rate
 the running statistics and the EMA near their starting values, and the network under-fitted.
 
 :func:`decide` fills every recipe key a config leaves ``None`` (:data:`DECIDED_KEYS`); a key the
-user set is kept. Three regimes:
+user set is kept. Three regimes, and a fixed recipe:
 
 * ``paper``: ``recipe="paper"``, or a long run from scratch (at least :data:`LONG_RUN_EPOCHS`
   epochs and :data:`LONG_RUN_STEPS` steps). The paper's values, except that the continuous ones
@@ -26,6 +26,8 @@ user set is kept. Three regimes:
   crop and flip; BatchNorm statistics frozen (inference mode, as Keras's transfer-learning guide
   does) when the images look like the checkpoint's training data, and re-estimated when their
   statistics differ (grey images, or normalised channel means and spreads far from 0 and 1).
+* ``recipe="short"``: :data:`SHORT_FIXED` whatever the run's length (the proxy recipe the studies
+  train their candidates with), the rest as for the run's regime.
 """
 from __future__ import annotations
 
@@ -42,6 +44,12 @@ PAPER: Mapping[str, Any] = {
     "bn_mode": "train", "head_init": "paper", "ema_decay": 0.9999, "augment": "autoaugment", "crop_scale": 0.08,
 }
 DECIDED_KEYS: tuple[str, ...] = tuple(PAPER)
+#: ``recipe="short"``: fixed values that learn in a few hundred steps whatever the run's length (the
+#: studies' and searches' proxy recipe, ``effnet.search.recipes``): AdamW at 2e-3 with a cosine
+#: schedule, BatchNorm momentum 0.1, no EMA, label smoothing or stochastic depth, a zero-initialised
+#: classifier, crop and flip only.
+SHORT_FIXED: Mapping[str, Any] = {"bn_momentum": 0.1, "drop_path_rate": 0.0, "optimizer": "adamw", "lr": 2e-3,
+                                  "schedule": "cosine", "ema": False, "label_smoothing": 0.0}
 
 LONG_RUN_EPOCHS = 100
 LONG_RUN_STEPS = 20_000
@@ -126,6 +134,8 @@ def regime_of(cfg: TrainConfig, steps: int, fine_tune: bool) -> tuple[str, str]:
     """The regime's name and the reason for it."""
     if cfg.recipe == "paper":
         return "paper", "recipe=paper asks for the paper's values"
+    if cfg.recipe == "short":
+        return "short (fixed)", "recipe=short asks for the fixed short-run values, whatever the run's length"
     if fine_tune:
         return "fine-tune", "pretrained weights: fine-tuning defaults"
     if cfg.epochs >= LONG_RUN_EPOCHS and steps >= LONG_RUN_STEPS:
@@ -240,8 +250,18 @@ def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size
         pick("augment", "none", "a short run under-fits; AutoAugment's ImageNet policy is tuned for long runs; "
                                 "crop and flip only")
 
+    if cfg.recipe == "short":
+        fixed = "recipe=short: the fixed short-run value"
+        for key in ("optimizer", "schedule", "label_smoothing", "drop_path_rate", "bn_momentum"):
+            pick(key, SHORT_FIXED[key], fixed)
+        pick("head_init", "zero", fixed)
+        pick("augment", "none", fixed)
     decisions = {}
     updates = {}
+    if cfg.recipe == "short":
+        if cfg.lr is None:
+            updates["lr"] = SHORT_FIXED["lr"]
+        updates["ema"] = SHORT_FIXED["ema"]
     for key in DECIDED_KEYS:
         given = getattr(cfg, key)
         if given is None:

@@ -94,6 +94,7 @@ def _fit(cfg: TrainConfig, progress: bool, resume: bool, splits, device: torch.d
     cfg = trainer.cfg
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {}
+    created = main and not resume and not run_dir.exists()  # removed again if the run fails before its first checkpoint
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir, decisions=decisions)
@@ -155,6 +156,15 @@ def _fit(cfg: TrainConfig, progress: bool, resume: bool, splits, device: torch.d
                             writer.add_scalar(f"epoch/{key}", value, row["step"])
                     writer.flush()
                 say(epoch_line(row, cfg.epochs))
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            writer = None
+        if created and not ckpt.candidates(run_dir):  # nothing worth keeping: leave no half-made run folder
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         if writer is not None:
             writer.close()

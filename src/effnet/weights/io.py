@@ -27,8 +27,9 @@ FORMAT_VERSION = 1
 RESERVED_KEYS = ("format", "version", "architecture", "preprocessing", "numerics", "features_only")
 #: Metadata values stored as JSON and returned parsed by :func:`read_metadata`.
 _JSON_KEYS = ("version", "architecture", "preprocessing", "numerics", "features_only")
-#: File names a model directory (as the Hugging Face hub lays it out) holds weights under.
-_DIR_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth", "model.pt")
+#: File names a model directory holds weights under: an effnet run folder's best weights, then the
+#: Hugging Face hub's layout.
+_DIR_FILES = ("best.safetensors", "model.safetensors", "pytorch_model.bin", "model.pth", "model.pt")
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,20 @@ def save_model(model: nn.Module, path: str | Path, extra_metadata: Mapping[str, 
 
 
 # ----- reading ------------------------------------------------------------------------------
+def checkpoint_file(path: str | Path) -> Path:
+    """The weights file a checkpoint argument names: the file itself, or in a folder (an effnet run
+    folder, a hub-style model folder) the first of :data:`_DIR_FILES` it holds."""
+    return _resolve_file(path)
+
+
 def _resolve_file(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir():
         for name in _DIR_FILES:
             if (p / name).is_file():
                 return p / name
-        raise ValueError(f"checkpoint directory {p} holds none of {', '.join(_DIR_FILES)}")
+        raise ValueError(f"checkpoint directory {p} holds none of {', '.join(_DIR_FILES)} (an effnet run folder "
+                         "holds best.safetensors once its first epoch has finished)")
     if not p.exists():
         raise ValueError(f"checkpoint file {p} does not exist")
     if not p.is_file():
