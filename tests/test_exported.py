@@ -44,12 +44,18 @@ def test_an_exported_file_alone_predicts_like_its_checkpoint(tmp_path, capsys, f
     assert model.name == "tiny_b0" and model.num_classes == 3
 
 
-def test_plain_onnx_runtime_reads_the_metadata_in_five_lines(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+def _onnx_of_tiny(tmp_path):
+    """A tiny model with class names, saved and exported to ONNX; the ONNX file's path."""
     ckpt = tmp_path / "cells.safetensors"
     save_model(tiny(3, NAMES), ckpt)
     out = tmp_path / "cells.onnx"
     assert cli.main(["export", str(ckpt), "--format", "onnx", "--out", str(out), "--no-verify"]) == 0
+    return out
+
+
+def test_plain_onnx_runtime_reads_the_metadata_in_five_lines(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out = _onnx_of_tiny(tmp_path)
     session = ort.InferenceSession(str(out))
     meta = session.get_modelmeta().custom_metadata_map
     prep = json.loads(meta["effnet.preprocessing"])
@@ -59,10 +65,7 @@ def test_plain_onnx_runtime_reads_the_metadata_in_five_lines(tmp_path):
 
 def test_a_file_without_effnet_metadata_is_one_line_naming_the_fix(tmp_path, capsys):
     onnx = pytest.importorskip("onnx")
-    ckpt = tmp_path / "c.safetensors"
-    save_model(tiny(3, NAMES), ckpt)
-    out = tmp_path / "c.onnx"
-    assert cli.main(["export", str(ckpt), "--format", "onnx", "--out", str(out), "--no-verify"]) == 0
+    out = _onnx_of_tiny(tmp_path)
     proto = onnx.load(str(out))
     del proto.metadata_props[:]
     onnx.save(proto, str(out))

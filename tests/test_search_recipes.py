@@ -108,10 +108,11 @@ def test_unknown_recipe_is_one_line():
     from effnet.cli import main
 
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["study", "scaling", "--data", "synthetic", "--recipe", "long", "--plan"])
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exc:
+        main(["study", "scaling", "--data", "synthetic", "--recipe", "long", "--plan"])
     lines = [line for line in err.getvalue().splitlines() if line.strip()]
-    assert code == 2 and len(lines) == 1 and "recipe" in lines[0] and "paper, short" in lines[0], err.getvalue()
+    assert exc.value.code == 2 and len(lines) == 1, err.getvalue()
+    assert "--recipe: invalid choice: 'long'" in lines[0] and "'auto', 'short', 'paper'" in lines[0], err.getvalue()
 
 
 def test_headless_only_for_a_zero_head_recipe():
