@@ -1,4 +1,6 @@
 """effnet demo: every planned command parses, and the quick demo runs end to end on the real data."""
+import html
+import json
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,11 @@ def test_quick_demo_runs_every_step_and_leaves_its_outputs(tmp_path, capsys):
     assert (out / "transfer" / "transfer.json").is_file() and (out / "transfer" / "transfer.png").is_file()
     assert (out / "scale-search" / "best.json").is_file()
     assert sorted(p.name for p in (out / "family").glob("phi*.json")) == [f"phi{i}.json" for i in range(4)]
+    report = (out / "report.html").read_text()
+    verdict = json.loads((out / "transfer" / "transfer.json").read_text())["verdict"]
+    first_screen = report[: report.index("<section")]
+    assert html.escape(verdict, quote=False)[:60] in first_screen  # the transfer study's verdict, first
+    assert f"open {out / 'report.html'}" in printed
 
 
 def test_unknown_demo_step_is_a_one_line_error(capsys):

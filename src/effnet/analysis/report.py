@@ -9,7 +9,8 @@ settings and the raw tables are folded away (``<details>``), each shown once.
 What is recognised, searched up to three folders deep in each input:
 
 * a training run: a folder with ``metrics.json`` or ``metrics.csv`` (``effnet train``);
-* a study: a folder with ``best.json``, ``scaling.json``, ``points.csv`` or ``trials.csv``
+* a study: a folder with ``best.json``, ``scaling.json``, ``transfer.json``, ``proxy.json``, ``race.json``,
+  ``strategies.json``, ``search.json``, ``points.csv`` or ``trials.csv``
   (``effnet search ...``, ``effnet study ...``). Study files that carry paired statistics
   (``verdict``, ``control``, ``per_candidate`` rows with ``mean``, ``ci_low``/``ci_high``,
   ``diff_to_best`` and its interval, ``indistinguishable_from_best``, ``test_mean``) are shown with
@@ -41,10 +42,12 @@ MAX_ROWS = 200
 MAX_TEXT = 20_000
 MAX_DEPTH = 3
 RUN_FILES = ("metrics.json", "metrics.csv")
-STUDY_FILES = ("best.json", "scaling.json", "points.csv", "trials.csv")
+STUDY_FILES = ("best.json", "scaling.json", "transfer.json", "proxy.json", "race.json", "strategies.json",
+               "search.json", "points.csv", "trials.csv")
 #: Files the run and study sections render themselves (the rest go under "other files").
 _RUN_SHOWN = {"metrics.json", "config.yaml", "config.json", "confusion.png"}
-_STUDY_SHOWN = {"best.json", "scaling.json"}
+_STUDY_SHOWN = {"best.json", "scaling.json", "transfer.json", "proxy.json", "race.json", "strategies.json",
+                "search.json"}
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -492,7 +495,8 @@ def _render_run(unit: Unit, s: RunSummary) -> str:
 def _study_data(unit: Unit) -> dict[str, Any]:
     """The study's summary JSON (``scaling.json`` or ``best.json``) when it is one, else {}."""
     by_name = {f.name: f for f in unit.files if f.parent == unit.root}
-    for name in ("scaling.json", "best.json"):
+    for name in ("scaling.json", "transfer.json", "proxy.json", "race.json", "strategies.json", "search.json",
+                 "best.json"):
         if name in by_name:
             data = _read_json(by_name[name])
             if isinstance(data, dict) and ("study" in data or "verdict" in data or "rows" in data or "best" in data):
@@ -615,6 +619,13 @@ def _render_study(unit: Unit, data: Mapping[str, Any], rows: Sequence[Mapping[st
     control = _control_text(data)
     if control:
         parts.append(f"<p>{_esc(control)}</p>")
+    diffs = data.get("imagenet_minus_scratch")
+    if isinstance(diffs, dict):
+        items = "".join(
+            f"<li>{_esc('all models' if k == 'pooled' else str(k))}: {100 * d['diff']:+.1f} points (95% CI "
+            f"{100 * d['ci_low']:+.1f} to {100 * d['ci_high']:+.1f})</li>" for k, d in diffs.items()
+            if isinstance(d, dict) and all(isinstance(d.get(f), (int, float)) for f in ("diff", "ci_low", "ci_high")))
+        parts.append(f"<p>ImageNet initialisation minus training from scratch, test top-1, paired:</p><ul>{items}</ul>")
     sat = data.get("saturation")
     if isinstance(sat, dict) and isinstance(sat.get("methods"), dict):
         items = "".join(f"<li>{_esc(str(m))}: {_esc(str(v.get('text', '')))}</li>" for m, v in sat["methods"].items()

@@ -80,5 +80,13 @@ def run(args: argparse.Namespace) -> int:
             if code:
                 print(f"effnet demo: step {step!r} failed (exit {code})")
                 return code
-    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; outputs under {out}/")
+    if out.is_dir() and any(out.iterdir()):
+        argv = ["report", str(out), "--out", str(out / "report.html")]
+        print(f"\n$ effnet {shlex.join(argv)}", flush=True)
+        code = main(argv)
+        if code:
+            print(f"effnet demo: the report failed (exit {code})")
+            return code
+    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; outputs under {out}/"
+          + (f"; open {out / 'report.html'}" if (out / "report.html").is_file() else ""))
     return 0
