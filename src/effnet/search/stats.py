@@ -10,8 +10,9 @@ drops out.
 * **Two-level bootstrap** (B draws, :func:`draw`): seeds resampled with replacement, and each
   distinct image weighted once per draw for every seed and candidate that scored it; every
   candidate is scored on the same draw, so differences are paired. The seed part is rescaled for
-  the few seeds a study has, and each interval is widened by Student's t at the Welch-Satterthwaite
-  degrees of freedom of its seed and image parts (:func:`spread`).
+  the few seeds a study has. Each interval is the estimate +- Student's t times the bootstrap
+  standard deviation, at the Welch-Satterthwaite degrees of freedom of its seed part (``K - 1``
+  degrees of freedom, taken at its upper confidence bound) and its image part (:func:`spread`).
 * **Against the best** (the highest mean, chosen on the same data), a per-pair test would be biased:
   the best is the maximum of noisy means. The indistinguishable set therefore uses a simultaneous
   bound: ``q`` is the 95th percentile over draws of the range ``max_c e_c - min_c e_c`` of the centred
@@ -40,6 +41,7 @@ import numpy as np
 
 ALPHA = 0.05
 DEFAULT_DRAWS = 2000
+DOF_BOUND_LEVEL = 0.8
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -206,17 +208,20 @@ def bootstrap(mats: Sequence[np.ndarray], draws: int = DEFAULT_DRAWS, seed: int 
     return draw(mats, draws, seed, image_ids).joint
 
 
-def _df_factor(v_seed: float, v_rest: float, seeds: int, images: int, alpha: float) -> float:
-    """Widening for a quantity whose training-noise part of the variance rests on ``seeds - 1``
-    degrees of freedom: Student's t at the Welch-Satterthwaite degrees of freedom over the normal
-    quantile (1 where no training noise was seen)."""
-    from scipy.stats import norm, t
-
+def _dof(v_seed: float, v_rest: float, seeds: int, images: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of a quantity whose training-noise part of the variance
+    rests on ``seeds - 1`` degrees of freedom and the rest on ``images - 1`` (infinite where no
+    training noise was seen)."""
     if seeds < 2 or v_seed <= 0:
-        return 1.0
+        return math.inf
+    # A seed part estimated from K - 1 degrees of freedom is often far below its truth, and then the
+    # plain formula gives too many degrees of freedom; it is evaluated at the seed part's upper
+    # confidence bound instead (DOF_BOUND_LEVEL), which keeps the intervals' coverage when training noise dominates.
+    from scipy.stats import chi2
+
+    v_seed = v_seed * (seeds - 1) / float(chi2.ppf(1 - DOF_BOUND_LEVEL, seeds - 1))
     den = v_seed ** 2 / (seeds - 1) + (v_rest ** 2 / (images - 1) if images > 1 else 0.0)
-    dof = (v_seed + v_rest) ** 2 / den
-    return float(t.ppf(1 - alpha / 2, dof) / norm.ppf(1 - alpha / 2))
+    return (v_seed + v_rest) ** 2 / den
 
 
 @dataclass
@@ -229,7 +234,21 @@ class Spread:
     high: float
     var_seeds: float
     var_images: float
-    factor: float  # the small-sample widening applied to the centred draws
+    factor: float  # Student's t quantile over the normal one (the small-sample widening)
+    dof: float = math.inf  # Welch-Satterthwaite degrees of freedom
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.var_seeds + self.var_images)
+
+    def p_value(self) -> float:
+        """Two-sided p-value of the estimate against 0 (Student's t at :attr:`dof`)."""
+        from scipy.stats import norm, t
+
+        if self.sd == 0:
+            return 0.0 if self.estimate != 0 else 1.0
+        z = abs(self.estimate) / self.sd
+        return float(2 * (norm.sf(z) if math.isinf(self.dof) else t.sf(z, self.dof)))
 
     def needed(self, gap: float, seeds: int, images: int, alpha: float = ALPHA,
                bound: float | None = None) -> dict[str, int | None]:
@@ -256,19 +275,20 @@ class Spread:
 
 
 def spread(d: Draws, weights: np.ndarray, estimate: float, alpha: float = ALPHA) -> Spread:
-    """The interval of ``sum_c weights[c] * accuracy_c`` (an accuracy, or a paired difference)."""
+    """The interval of ``sum_c weights[c] * accuracy_c`` (an accuracy, or a paired difference):
+    the estimate +- Student's t (at the Welch-Satterthwaite degrees of freedom of its seed and image
+    parts) times the bootstrap standard deviation. With a few seeds the percentiles of the draws
+    are lumpy (three seeds give ten seed resamples), so the draws give the spread, not the quantile."""
+    from scipy.stats import norm, t
+
     joint = d.joint @ weights
     total = float(np.var(joint))
     v_seed = min(total, max(0.0, float(np.var(d.seeds_only @ weights)) - d.seed_floor(weights)))
-    f = _df_factor(v_seed, total - v_seed, d.seeds, d.images, alpha)
-    lo, hi = np.percentile(joint - joint.mean(), [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return Spread(estimate, estimate + f * float(lo), estimate + f * float(hi), v_seed, total - v_seed, f)
-
-
-def _p_two_sided(centred: np.ndarray, observed: float) -> float:
-    """Bootstrap p-value of ``observed`` against 0: how often a centred draw is at least as far out."""
-    b = centred.size
-    return min(1.0, float((np.sum(np.abs(centred) >= abs(observed) - 1e-12) + 1) / (b + 1)))
+    dof = _dof(v_seed, total - v_seed, d.seeds, d.images)
+    z = float(norm.ppf(1 - alpha / 2))
+    quantile = z if math.isinf(dof) else float(t.ppf(1 - alpha / 2, dof))
+    half = quantile * math.sqrt(total)
+    return Spread(estimate, estimate - half, estimate + half, v_seed, total - v_seed, quantile / z, dof)
 
 
 @dataclass
@@ -366,8 +386,7 @@ def _compare(names: Sequence[str], mats: list[np.ndarray], factors: np.ndarray |
 def contrast_interval(d: Draws, weights: np.ndarray, alpha: float = ALPHA) -> tuple[Spread, float]:
     """The spread of one contrast of accuracies and its two-sided bootstrap p-value against 0."""
     sp = spread(d, weights, float(d.estimates() @ weights), alpha)
-    x = d.joint @ weights
-    return sp, _p_two_sided(sp.factor * (x - x.mean()), sp.estimate)
+    return sp, sp.p_value()
 
 
 def compare_draws(names: Sequence[str], d: Draws, *, baseline: int | None = None, alpha: float = ALPHA,
@@ -394,6 +413,8 @@ def compare_draws(names: Sequence[str], d: Draws, *, baseline: int | None = None
     widen = max([sp.factor for sp in to_best if sp is not None], default=1.0)
     centred = d.joint - d.joint.mean(axis=0, keepdims=True)
     q = widen * float(np.quantile(centred.max(axis=1) - centred.min(axis=1), 1 - alpha)) if n > 1 else 0.0
+    # simultaneous is never narrower than any one pair's own interval
+    q = max([q] + [(sp.high - sp.low) / 2 for sp in to_best if sp is not None])
     diff_best = [float(acc[i] - acc[best]) for i in range(n)]
     indist = [bool(acc[best] - acc[i] <= q + 1e-12) for i in range(n)]
     marginal = [(sp.low, sp.high) if sp is not None else (0.0, 0.0) for sp in to_best]
