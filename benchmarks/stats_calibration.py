@@ -81,8 +81,6 @@ def main() -> None:
                       f"{cell['coverage']:.3f} (before {old['coverage']:.3f}), "
                       f"{'power' if 'power' in cell else 'false separations'} {rate:.3f} "
                       f"(before {old['separated']:.3f})  [{time.time() - t0:.0f} s]", flush=True)
-    import torch  # noqa: F401  (versions only)
-
     out = {"what": "simulated studies with known truth, called the way the studies call effnet.search.stats",
            "design": "one split shared by every seed; replications each draw new images and new runs",
            "promise": {"false_separation_at_most": 0.05, "coverage_at_least": 0.95},

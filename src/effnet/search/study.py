@@ -306,9 +306,8 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
         return summary
     scores = dict(zip(keys, val if by_image else [[np.array([r.value]) for r in done_by_key[k]] for k in keys]))
     design = Design(config.seeds, config.split_seeds, config.bootstrap_draws)
-    small, big = control
     out = decide(keys, scores, design, roles={k: rows[k]["role"] for k in keys}, groups=groups,
-                 control=control, control_ratio=rows.get(big, {}).get("achieved_ratio"), by_image=by_image,
+                 control=control, control_ratio=rows.get(control[1], {}).get("achieved_ratio"), by_image=by_image,
                  chains=chains)
     for k in keys:
         rows[k].update(out["per_key"][k])
