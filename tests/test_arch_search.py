@@ -375,7 +375,7 @@ class PlantedPerImage:
         return out
 
 
-def _planted_search(accuracy, *, seeds=2, n_trials=6, **kw):
+def _planted_search(accuracy, *, seeds=3, n_trials=6, **kw):
     s = settings(strategy="random", include_base=True, seeds=seeds, **kw)
     base = s.space().base_choices()
     study = run_arch_search(s, PlantedPerImage(s.space(), lambda c, split: accuracy(c == base, split), seeds=seeds),

@@ -126,8 +126,10 @@ def test_equal_candidates_are_separated_rarely_and_intervals_cover(kind):
     assert r["coverage"] >= 0.90, r
 
 
-def test_intervals_still_cover_with_training_noise_and_two_seeds():
-    r = replicate(Scenario("image", seed_sd=0.3), seeds=2, images=300, replications=120, draws=300, seed=2)
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_intervals_still_cover_when_training_noise_dominates(seeds):
+    """Many images, few seeds, large run-to-run noise: the interval rests on the seeds' spread."""
+    r = replicate(Scenario("image", seed_sd=0.3), seeds=seeds, images=1500, replications=100, draws=300, seed=2)
     assert r["false_separation"] <= 0.08 and r["coverage"] >= 0.90, r
 
 

@@ -12,7 +12,8 @@ drops out.
   candidate is scored on the same draw, so differences are paired. The seed part is rescaled for
   the few seeds a study has. Each interval is the estimate +- Student's t times the bootstrap
   standard deviation, at the Welch-Satterthwaite degrees of freedom of its seed part (``K - 1``
-  degrees of freedom, taken at its upper confidence bound) and its image part (:func:`spread`).
+  degrees of freedom; the seeds-only bootstrap variance at its upper confidence bound) and its
+  image part (:func:`spread`).
 * **Against the best** (the highest mean, chosen on the same data), a per-pair test would be biased:
   the best is the maximum of noisy means. The indistinguishable set therefore uses a simultaneous
   bound: ``q`` is the 95th percentile over draws of the range ``max_c e_c - min_c e_c`` of the centred
@@ -208,18 +209,24 @@ def bootstrap(mats: Sequence[np.ndarray], draws: int = DEFAULT_DRAWS, seed: int 
     return draw(mats, draws, seed, image_ids).joint
 
 
-def _dof(v_seed: float, v_rest: float, seeds: int, images: int) -> float:
-    """Welch-Satterthwaite degrees of freedom of a quantity whose training-noise part of the variance
-    rests on ``seeds - 1`` degrees of freedom and the rest on ``images - 1`` (infinite where no
-    training noise was seen)."""
-    if seeds < 2 or v_seed <= 0:
-        return math.inf
-    # A seed part estimated from K - 1 degrees of freedom is often far below its truth, and then the
-    # plain formula gives too many degrees of freedom; it is evaluated at the seed part's upper
-    # confidence bound instead (DOF_BOUND_LEVEL), which keeps the intervals' coverage when training noise dominates.
+def _dof(raw: float, floor: float, v_rest: float, seeds: int, images: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of a quantity whose variance is a training-noise part
+    resting on ``seeds - 1`` degrees of freedom and the rest (``v_rest``) on ``images - 1``.
+
+    The seeds-only bootstrap variance ``raw`` estimates the training-noise part plus the image-level
+    noise ``floor`` that seed means carry anyway, on ``seeds - 1`` degrees of freedom; with one or
+    two of them it is often far below its truth, and a training-noise part estimated at zero would
+    mean normal quantiles for an interval that rests on two or three seeds. The part is therefore
+    taken at its upper confidence bound, ``raw * (K - 1) / chi2_{1 - level}(K - 1) - floor``
+    (:data:`DOF_BOUND_LEVEL`); infinite degrees of freedom only where even that is zero.
+    """
     from scipy.stats import chi2
 
-    v_seed = v_seed * (seeds - 1) / float(chi2.ppf(1 - DOF_BOUND_LEVEL, seeds - 1))
+    if seeds < 2:
+        return math.inf
+    v_seed = raw * (seeds - 1) / float(chi2.ppf(1 - DOF_BOUND_LEVEL, seeds - 1)) - floor
+    if v_seed <= 0:
+        return math.inf
     den = v_seed ** 2 / (seeds - 1) + (v_rest ** 2 / (images - 1) if images > 1 else 0.0)
     return (v_seed + v_rest) ** 2 / den
 
@@ -283,8 +290,9 @@ def spread(d: Draws, weights: np.ndarray, estimate: float, alpha: float = ALPHA)
 
     joint = d.joint @ weights
     total = float(np.var(joint))
-    v_seed = min(total, max(0.0, float(np.var(d.seeds_only @ weights)) - d.seed_floor(weights)))
-    dof = _dof(v_seed, total - v_seed, d.seeds, d.images)
+    raw, floor = float(np.var(d.seeds_only @ weights)), d.seed_floor(weights)
+    v_seed = min(total, max(0.0, raw - floor))
+    dof = _dof(raw, floor, total - v_seed, d.seeds, d.images)
     z = float(norm.ppf(1 - alpha / 2))
     quantile = z if math.isinf(dof) else float(t.ppf(1 - alpha / 2, dof))
     half = quantile * math.sqrt(total)
