@@ -296,7 +296,12 @@ def spread(d: Draws, weights: np.ndarray, estimate: float, alpha: float = ALPHA)
     z = float(norm.ppf(1 - alpha / 2))
     quantile = z if math.isinf(dof) else float(t.ppf(1 - alpha / 2, dof))
     half = quantile * math.sqrt(total)
-    return Spread(estimate, estimate - half, estimate + half, v_seed, total - v_seed, quantile / z, dof)
+    low, high = estimate - half, estimate + half
+    if np.all(weights >= 0) and abs(weights.sum() - 1.0) < 1e-9:  # an accuracy lies in [0, 1]
+        low, high = max(low, 0.0), min(high, 1.0)
+    elif abs(weights.sum()) < 1e-9 and abs(weights[weights > 0].sum() - 1.0) < 1e-9:  # a difference in [-1, 1]
+        low, high = max(low, -1.0), min(high, 1.0)
+    return Spread(estimate, low, high, v_seed, total - v_seed, quantile / z, dof)
 
 
 @dataclass

@@ -181,9 +181,13 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
             own = [r for r in reasons if not r.startswith(("the positive control", "one seed"))]  # said first
             detail = f"{where}best {members[g.best]}" + (f" ({'; '.join(own)})" if own else "")
             if runner is not None and members[runner] in indist:
-                detail += (f"; this budget resolves differences above {g.range_bound:.3f}; the gap to "
-                           f"{members[runner]} ({-g.diff_to_best[runner]:.3f}) would need "
-                           f"{_need_text(need, what)}")
+                resolves = (f"this budget resolves differences above {g.range_bound:.3f}" if g.range_bound < 1
+                            else "this budget resolves no difference at all (the simultaneous bound exceeds the "
+                                 "whole accuracy scale)")
+                more = ("at least three seeds first (with two, the training noise rests on one degree of freedom), "
+                        "then " if design.seeds == 2 else "")
+                detail += (f"; {resolves}; the gap to {members[runner]} ({-g.diff_to_best[runner]:.3f}) would need "
+                           f"{more}{_need_text(need, what)}")
             lines.append(detail)
     first = []
     if ctrl["missing"]:
