@@ -184,10 +184,9 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
                 resolves = (f"this budget resolves differences above {g.range_bound:.3f}" if g.range_bound < 1
                             else "this budget resolves no difference at all (the simultaneous bound exceeds the "
                                  "whole accuracy scale)")
-                more = ("at least three seeds first (with two, the training noise rests on one degree of freedom), "
-                        "then " if design.seeds == 2 else "")
-                detail += (f"; {resolves}; the gap to {members[runner]} ({-g.diff_to_best[runner]:.3f}) would need "
-                           f"{more}{_need_text(need, what)}")
+                more = ("at least three seeds first (with two, the training noise rests on one degree of freedom)"
+                        if design.seeds == 2 else _need_text(need, what))
+                detail += f"; {resolves}; the gap to {members[runner]} ({-g.diff_to_best[runner]:.3f}) would need {more}"
             lines.append(detail)
     first = []
     if ctrl["missing"]:
@@ -201,7 +200,7 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
                 {"seeds": ctrl.get("seeds_to_resolve"), "images": ctrl.get("images_to_resolve"),
                  "both_times": ctrl.get("both_times_to_resolve")}, what)
         else:
-            need = "it is not even in the expected direction, so more seeds or images at this budget would not resolve it"
+            need = "its estimate is not in the expected direction"
         first.append(f"Not decided: this data and budget cannot resolve differences of this size: the control "
                      f"{ctrl['big']}{ratio} is not separated from {ctrl['small']} (difference {ctrl['diff']:+.4f}, "
                      f"95% CI {ctrl['ci_low']:+.4f} to {ctrl['ci_high']:+.4f}; {need}); no winner is named.")
