@@ -34,6 +34,7 @@ because no library offers a paired, crossed (seeds x images) bootstrap.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -130,6 +131,11 @@ class Draws:
     @property
     def seeds(self) -> int:
         return len(self.mats)
+
+    @functools.cached_property
+    def proportions(self) -> bool:
+        """Whether every score is a proportion (0..1), so accuracies lie in [0, 1] and differences in [-1, 1]."""
+        return all(float(m.min()) >= 0.0 and float(m.max()) <= 1.0 for m in self.mats)
 
     def scaled(self, factors: np.ndarray) -> "Draws":
         return Draws(self.joint * factors[None, :], self.seeds_only * factors[None, :],
@@ -297,10 +303,10 @@ def spread(d: Draws, weights: np.ndarray, estimate: float, alpha: float = ALPHA)
     quantile = z if math.isinf(dof) else float(t.ppf(1 - alpha / 2, dof))
     half = quantile * math.sqrt(total)
     low, high = estimate - half, estimate + half
-    if np.all(weights >= 0) and abs(weights.sum() - 1.0) < 1e-9:  # an accuracy lies in [0, 1]
+    if d.proportions and np.all(weights >= 0) and abs(weights.sum() - 1.0) < 1e-9:  # an accuracy: [0, 1]
         low, high = max(low, 0.0), min(high, 1.0)
-    elif abs(weights.sum()) < 1e-9 and abs(weights[weights > 0].sum() - 1.0) < 1e-9:  # a difference in [-1, 1]
-        low, high = max(low, -1.0), min(high, 1.0)
+    elif d.proportions and abs(weights.sum()) < 1e-9 and abs(weights[weights > 0].sum() - 1.0) < 1e-9:
+        low, high = max(low, -1.0), min(high, 1.0)  # a difference of accuracies: [-1, 1]
     return Spread(estimate, low, high, v_seed, total - v_seed, quantile / z, dof)
 
 
