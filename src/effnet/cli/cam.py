@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--labels", type=comma_list, default=None, metavar="TEXT,...",
                    help="comma-separated row labels, one per model (default: the model arguments)")
     add_pretrained(p)
-    p.add_argument("--method", choices=("cam", "gradcam"), default="cam")
+    p.add_argument("--method", choices=("cam", "gradcam"), default="cam", help="class activation map or its gradient-weighted form")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.set_defaults(func=run)
 

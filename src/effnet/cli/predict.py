@@ -16,8 +16,8 @@ def register(subparsers) -> None:
                                                   "by `effnet export` (.onnx, or OpenVINO .xml): it carries its "
                                                   "preprocessing and class names")
     add_pretrained(p)
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--top-k", type=int, default=5, help="classes shown per image")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
     add_json(p, "the predictions")
     p.add_argument("--path", default=None, metavar="PATH",

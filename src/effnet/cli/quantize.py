@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                         "aware training; fractions allowed; default 0: post-training quantisation only)")
     p.add_argument("--qat-lr", type=float, default=2e-5, help="learning rate of that fine-tuning (default 2e-5)")
     p.add_argument("--img-size", type=int, default=None, help="input size (default: the model's own)")
-    p.add_argument("--eval-split", choices=("val", "test"), default="test")
+    p.add_argument("--eval-split", choices=("val", "test"), default="test", help="held-out split the accuracy change is measured on")
     p.add_argument("--eval-limit", type=int, default=None, help="evaluate on at most this many held-out images")
     p.add_argument("--limit-per-class", type=int, default=None, help="use at most this many images per class")
     p.add_argument("--repeats", type=int, default=30, help="timed runs for the speed comparison")

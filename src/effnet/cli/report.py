@@ -14,7 +14,7 @@ def register(subparsers) -> None:
                                           "intervals and plots; configuration and raw tables folded away.")
     p.add_argument("inputs", nargs="+", metavar="RUN_OR_STUDY_DIR")
     p.add_argument("--out", required=True, metavar="report.html")
-    p.add_argument("--title", default="effnet report")
+    p.add_argument("--title", default="effnet report", help="page title")
     p.set_defaults(func=run)
 
 

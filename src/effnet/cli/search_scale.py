@@ -28,7 +28,7 @@ def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str, data_de
     p.add_argument("--split-seeds", action="store_true",
                    help="seed k also re-draws the train/validation/test split (shared by every candidate of seed k)")
     add_json(p, "the summary (verdict, control, per-candidate intervals, per-image predictions)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     add_recipe(p, "short")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     add_augment(p, "none")

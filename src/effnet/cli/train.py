@@ -52,11 +52,12 @@ def _add_train_options(p: argparse.ArgumentParser, *, model_flag: bool) -> None:
     p.add_argument("--limit-per-class", type=int, help="use at most N images per class (default: every image)")
     add_recipe(p, None)
     add_augment(p, None)
-    p.add_argument("--optimizer", choices=["rmsprop_tf", "sgd", "adamw"])
-    p.add_argument("--schedule", choices=["step", "cosine"])
-    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--optimizer", choices=["rmsprop_tf", "sgd", "adamw"], help="optimizer")
+    p.add_argument("--schedule", choices=["step", "cosine"], help="learning-rate schedule after warm-up")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs")
     p.add_argument("--amp", choices=["none", "bf16", "fp16", "auto"], help="mixed precision (default none)")
-    p.add_argument("--channels-last", action="store_const", const=True)
+    p.add_argument("--channels-last", action="store_const", const=True,
+                   help="NHWC memory layout (default: the machine's fastest layout, decided when the run starts)")
     p.add_argument("--grad-checkpointing", action="store_const", const=True,
                    help="recompute each stage in backward (less memory)")
     p.add_argument("--sync-bn", action="store_const", const=True,
@@ -119,12 +120,12 @@ def register_eval(subparsers) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a .safetensors checkpoint, a run dir (uses best.safetensors), "
                                                             "or a file written by `effnet export` (.onnx, OpenVINO .xml)")
     p.add_argument("--data", help="data source (default: the run's, when CHECKPOINT is a run dir)")
-    p.add_argument("--split", choices=["train", "val", "test"], default="test")
-    p.add_argument("--task")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="the split to score")
+    p.add_argument("--task", help="labelling of the data set (default: the run's, or 'default')")
     p.add_argument("--seed", type=int, help="split seed (default: the run's, or 0)")
-    p.add_argument("--limit-per-class", type=int)
-    p.add_argument("--skip-bad-images", action="store_true")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit-per-class", type=int, help="use at most N images per class (default: the run's, or all)")
+    p.add_argument("--skip-bad-images", action="store_true", help="leave out unreadable images")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     add_json(p, "the metrics")
     p.set_defaults(func=_eval)
 
