@@ -463,7 +463,8 @@ def compare_draws(names: Sequence[str], d: Draws, *, baseline: int | None = None
             mcnemar[i] = float(binomtest(b10, b01 + b10, 0.5).pvalue) if b01 + b10 else 1.0
     return Comparison(
         names=list(names), mean=acc.tolist(), ci=ci, best=best,
-        diff_to_best=diff_best, diff_to_best_ci=[(x - q, x + q) for x in diff_best],
+        diff_to_best=diff_best, diff_to_best_ci=[(max(x - q, -1.0), min(x + q, 1.0)) if d.proportions else (x - q, x + q)
+                                                 for x in diff_best],
         diff_to_best_ci_marginal=marginal, indistinguishable=indist, range_bound=q, baseline=baseline,
         diff_to_baseline=d_base, diff_to_baseline_ci=d_base_ci, p_vs_baseline_holm=p_holm,
         mcnemar_p_vs_best=mcnemar, seeds=len(mats), images=[m.shape[1] for m in mats], draws=len(d.joint),
