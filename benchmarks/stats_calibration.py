@@ -52,6 +52,14 @@ def legacy(scn: Scenario, *, seeds: int, images: int, replications: int, draws: 
     return {"coverage": cov / replications, "separated": sep / replications}
 
 
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 SCENARIOS = [
     Scenario("swap"), Scenario("image"), Scenario("image", seed_sd=0.3),
     Scenario("gap", gap=0.10), Scenario("gap", gap=0.10, seed_sd=0.15), Scenario("gap", gap=0.10, seed_sd=0.3),
@@ -86,7 +94,7 @@ def main() -> None:
            "promise": {"false_separation_at_most": 0.05, "coverage_at_least": 0.95},
            "targets": {"false_separation_at_most": 0.08, "coverage_at_least": 0.90, "power_10_points_at_least": 0.80},
            "replications": args.replications, "draws": args.draws, "cells": cells,
-           "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+           "machine": {"cpu": _cpu(), "python": platform.python_version(),
                        "numpy": np.__version__}, "seconds": round(time.time() - t0, 1),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
