@@ -166,6 +166,41 @@ def accuracy_vs_cost(
     return _save(fig, path)
 
 
+def arms_side_by_side(
+    arms: Mapping[str, Mapping],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+    note: str = "",
+    reference: float | None = None,
+    reference_label: str = "",
+) -> Path:
+    """One network trained several ways: each arm's accuracy with its 95% interval, side by side
+    (no cost axis: the arms are the same network, at the same multiply-adds and parameters)."""
+    fig = _figure(5.6, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for x, (name, p) in enumerate(arms.items()):
+        acc = p.get("acc")
+        if acc is None:
+            continue
+        lo, hi = p.get("ci_low"), p.get("ci_high")
+        err = [[acc - lo], [hi - acc]] if lo is not None and hi is not None else None
+        ax.errorbar([x], [acc], yerr=err, fmt="o", capsize=6, markersize=7, label=name)
+        ax.annotate(f"{acc:.3f}", (x, acc), textcoords="offset points", xytext=(10, -3), fontsize=8)
+    if reference is not None:
+        ax.axhline(reference, linestyle="--", color="grey", linewidth=1, label=reference_label)
+    ax.set_xticks(range(len(arms)), list(arms))
+    ax.set_xlim(-0.6, len(arms) - 0.4)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
+    return _save(fig, path)
+
+
 def proxy_scatter(summary: Mapping, path: str | Path, *, title: str, note: str = "") -> Path:
     """Each candidate's accuracy at the proxy budget (x) against the long budget (y): the seed mean
     as a labelled marker, each seed as a small dot, chance as dotted lines. A faithful proxy puts

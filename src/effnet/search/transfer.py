@@ -286,10 +286,15 @@ def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num
     ordered = [rows[c.key] for c in cands]
     series = {init: [{**r, "acc": r.get("test_mean") if cmp else None, "ci_low": r.get("test_ci_low"),
                       "ci_high": r.get("test_ci_high")} for r in ordered if r["init"] == init] for init in INITS}
-    plots.accuracy_vs_cost(
-        {("ImageNet-initialised" if k == "imagenet" else "from scratch"): v for k, v in series.items()},
-        out / "transfer.png", reference=majority, reference_label="majority class",
-        ylabel="test top-1 accuracy", title=f"Transfer to {config.data}: ImageNet weights vs scratch", note=what)
+    named = {("ImageNet-initialised" if k == "imagenet" else "from scratch"): v for k, v in series.items()}
+    title = f"Transfer to {config.data}: ImageNet weights vs scratch"
+    if len(config.models) == 1:  # one network two ways: side by side, not apart on a cost axis
+        plots.arms_side_by_side({k: v[0] for k, v in named.items() if v}, out / "transfer.png",
+                                reference=majority, reference_label="majority class",
+                                ylabel=f"{label(config.models[0])}: test top-1 accuracy", title=title, note=what)
+    else:
+        plots.accuracy_vs_cost(named, out / "transfer.png", reference=majority, reference_label="majority class",
+                               ylabel="test top-1 accuracy", title=title, note=what)
     summary = {"verdict": verdict, "study": study.name, "storage": redact(study.storage.url), "kind": KIND,
                "measured": what, "progress": study.progress(), "finished": cmp is not None,
                "fine_tuning_resolution": config.img_size, "majority_class_accuracy": majority,
