@@ -92,11 +92,13 @@ def test_eval_runs_an_exported_file_like_its_checkpoint(tmp_path, capsys, monkey
     out = tmp_path / "m.onnx"
     assert cli.main(["export", str(ckpt), "--format", "onnx", "--out", str(out), "--no-verify"]) == 0
     results = []
-    for model in (ckpt, out):
+    for model, split in ((ckpt, "test"), (out, "test"), (ckpt, "train"), (out, "train"), (ckpt, "train")):
         capsys.readouterr()
-        assert cli.main(["eval", str(model), "--data", str(tmp_path / "data"), "--split", "test", "--json"]) == 0
+        assert cli.main(["eval", str(model), "--data", str(tmp_path / "data"), "--split", split, "--json"]) == 0
         results.append(json.loads(capsys.readouterr().out))
     assert results[0]["top1"] == results[1]["top1"] and results[0]["confusion"] == results[1]["confusion"]
+    # the training split is scored without its random crops and flips: the same every time
+    assert results[2]["confusion"] == results[3]["confusion"] == results[4]["confusion"]
 
 
 def test_a_run_folder_is_a_model_argument(tmp_path, capsys):

@@ -256,7 +256,12 @@ def _eval(args: argparse.Namespace) -> int:
     if pre.class_names and list(pre.class_names) != list(splits.class_names):
         raise ValueError(f"the checkpoint's classes {list(pre.class_names)} differ from the data set's "
                          f"{list(splits.class_names)}")
-    metrics = evaluate(model, getattr(splits, args.split), batch_size=args.batch_size)
+    dataset = getattr(splits, args.split)
+    if args.split == "train":  # scored as the evaluation splits are: no random crops or flips
+        from effnet.data.splits import without_augmentation
+
+        dataset = without_augmentation(dataset, pre, pre.resolution)
+    metrics = evaluate(model, dataset, batch_size=args.batch_size)
     metrics = {"checkpoint": str(path), "data": splits.source, "split": args.split,
                "class_names": list(splits.class_names), **metrics}
     if not (args.json and emit_json(metrics, args.json)):

@@ -282,3 +282,22 @@ def _given_splits(layout: dict[str, Path], selector: _Selector, val_fraction: fl
     carve_test = test_fraction if "test" not in parts else 0.0
     train, val, test = _stratified(train_records, kept, carve_val, carve_test)
     return train, parts.get("val", val), parts.get("test", test), classes
+
+
+def without_augmentation(dataset, preprocessing: Preprocessing | None, img_size: int):
+    """``dataset`` as the evaluation splits read their images (resize, centre crop, normalise; no
+    random crop, flip or policy), for scoring a training split: a shallow copy, the original untouched."""
+    import copy
+
+    from .fashion_mnist import ArrayDataset
+    from .transforms import make_transforms
+
+    if isinstance(dataset, ImageDataset):
+        out = copy.copy(dataset)
+        out.transform = make_transforms(preprocessing or Preprocessing(resolution=img_size), img_size, train=False)
+        return out
+    if isinstance(dataset, ArrayDataset):
+        out = copy.copy(dataset)
+        out.augment = None
+        return out
+    return dataset  # generated data (synthetic) has no augmentation
