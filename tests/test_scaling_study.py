@@ -195,3 +195,41 @@ def test_a_proxy_that_leaves_most_candidates_at_chance_says_it_learned_nothing(t
     assert data["verdict"].startswith("The 1-epoch proxy learned nothing to rank") and data["verdict"] in stdout
     assert len(data["at_chance"]) > len(data["candidates"]) / 2 and not data["separated_from_zero"]
     assert (tmp_path / "proxy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class RecordingQuickTrain(PredictingQuickTrain):
+    """PredictingQuickTrain that keeps the progress argument of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress = []
+
+    def __call__(self, desc, splits, **kwargs):
+        self.progress.append(kwargs.get("progress"))
+        return super().__call__(desc, splits, **kwargs)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_each_running_trial_shows_its_progress_unless_quiet(tmp_path, monkeypatch, quiet):
+    import effnet.train
+
+    rec = RecordingQuickTrain()
+    monkeypatch.setattr(effnet.train, "quick_train", rec)
+    code, _, err = _run("study", "scaling", "--base", "efficientnet_b0", "--data", "synthetic", "--img-size", "32",
+                        "--ratios", "2", "--methods", "width", "--seeds", "2", "--budget-epochs", "1",
+                        "--out", str(tmp_path), *(["--quiet"] if quiet else []))
+    assert code == 0, err
+    assert rec.progress and len(rec.progress) == 6  # base, width 2x and the control, two seeds each
+    if quiet:
+        assert not any(rec.progress)
+    else:
+        assert all(isinstance(p, str) and p.endswith(("seed 0: ", "seed 1: ")) for p in rec.progress)
+
+
+def test_a_worker_knows_its_line(monkeypatch):
+    from effnet.train.quick import worker_index
+
+    monkeypatch.delenv("EFFNET_WORKER_INDEX", raising=False)
+    assert worker_index() == 0
+    monkeypatch.setenv("EFFNET_WORKER_INDEX", "2")
+    assert worker_index() == 2

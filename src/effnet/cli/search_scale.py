@@ -44,6 +44,9 @@ def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str, data_de
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default 1)")
     p.add_argument("--n-trials", type=int, default=None, metavar="N",
                    help="run at most N trials in this invocation, then write the report")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress lines for running trials (on a terminal they show each trial's steps, one "
+                        "line per worker)")
     p.add_argument("--no-wait", action="store_true",
                    help="exit when no trial is waiting instead of waiting for trials other workers are running")
     p.add_argument("--heartbeat", type=int, default=10, metavar="S",
@@ -60,7 +63,8 @@ def study_options(args: argparse.Namespace):
 
     return StudyOptions(out_dir=args.out, storage=args.storage, study_name=args.study,
                         heartbeat_interval=args.heartbeat, grace_period=args.grace, n_trials=args.n_trials,
-                        workers=args.workers, wait=not args.no_wait, storage_wait_s=args.storage_wait).check()
+                        workers=args.workers, wait=not args.no_wait, storage_wait_s=args.storage_wait,
+                        progress=not args.quiet).check()
 
 
 def budget_arguments(args: argparse.Namespace) -> dict:

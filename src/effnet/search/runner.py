@@ -67,6 +67,7 @@ class StudyOptions:
     workers: int = 1
     wait: bool = True
     storage_wait_s: float = 120.0
+    progress: bool = True  # each running trial's steps on a terminal, one line per worker
 
     def check(self) -> "StudyOptions":
         check_int("workers", self.workers, 1)
@@ -79,7 +80,9 @@ class StudyOptions:
 
 
 
-def _child(target: Callable[..., Any], args: tuple, threads: int, optuna_verbosity: int | None = None) -> None:
+def _child(target: Callable[..., Any], args: tuple, threads: int, optuna_verbosity: int | None = None,
+           index: int = 1) -> None:
+    os.environ["EFFNET_WORKER_INDEX"] = str(index)  # a progress line of its own (effnet.train.quick)
     try:
         import torch
 
@@ -108,8 +111,8 @@ def run_local_workers(target: Callable[..., int], args: tuple, workers: int, *, 
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
     verbosity = sys.modules["optuna"].logging.get_verbosity() if "optuna" in sys.modules else None
-    children = [ctx.Process(target=_child, args=(target, args, threads, verbosity), daemon=False)
-                for _ in range(workers - 1)]
+    children = [ctx.Process(target=_child, args=(target, args, threads, verbosity, i), daemon=False)
+                for i in range(1, workers)]
     for c in children:
         c.start()
     try:

@@ -198,6 +198,7 @@ def run_study(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
                        pruner_factory() if pruner_factory else None)
     if trainer is None:
         trainer = config.trainer().load(config.img_size)
+        trainer.show_progress = opts.progress
         study = open_study(kind, config, opts, name, plan(trainer.num_classes),
                            pruner_factory() if pruner_factory else None)
     study.prepare()
@@ -209,6 +210,7 @@ def run_study(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
 
 def _worker(kind, config, opts, name, plan, pruner_factory) -> int:
     trainer = config.trainer().load(config.img_size)
+    trainer.show_progress = opts.progress
     study = open_study(kind, config, opts, name, plan(trainer.num_classes),
                        pruner_factory() if pruner_factory else None).prepare()
     return study.run(Scorer(trainer), max_trials=opts.n_trials, wait=opts.wait)

@@ -77,6 +77,12 @@ class QuickTrainer:
             return s.num_classes
         return None
 
+    #: show each trial's steps on a terminal (``--quiet`` turns it off)
+    show_progress: bool = True
+
+    def progress_label(self, desc: Network, seed: int) -> str | bool:
+        return f"{desc.name} seed {seed}: " if self.show_progress else False
+
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any) -> dict[str, Any]:
         from ..train import quick_train
 
@@ -84,7 +90,7 @@ class QuickTrainer:
         desc = headless(desc.replace(num_classes=splits.num_classes), self.recipe)
         # with per_epoch, the validation accuracy of every epoch goes to the trial's reporter (a pruner may stop it)
         out = quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size,
-                          seed=seed, progress=False, max_steps=self.max_steps,
+                          seed=seed, progress=self.progress_label(desc, seed), max_steps=self.max_steps,
                           on_epoch=reporter.report if self.per_epoch else None, predictions=True,
                           **quick_train_options(self.recipe, self.lr))
         return trial_result(out)

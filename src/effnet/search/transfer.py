@@ -83,7 +83,8 @@ class TransferTrainer(QuickTrainer):
             sample = splits.val if len(splits.val) else splits.train
             stats = input_statistics(sample, self.mean, self.std)
         out = quick_train(desc.replace(num_classes=splits.num_classes), splits, img_size=img_size,
-                          epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, progress=False,
+                          epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
+                          progress=self.progress_label(desc, seed),
                           max_steps=self.max_steps, predictions=True, input_stats=stats,
                           **({"pretrained": "true"} if pretrained else {"padding": self.padding}))
         return {**trial_result(out), "recipe": out["recipe"]}

@@ -16,8 +16,18 @@ from .setup import weights_of
 from .trainer import Trainer
 
 
+def worker_index() -> int:
+    """This process's index among a study's local workers (0 for the first; ``EFFNET_WORKER_INDEX``)."""
+    import os
+
+    try:
+        return max(0, int(os.environ.get("EFFNET_WORKER_INDEX", "0")))
+    except ValueError:
+        return 0
+
+
 def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: int, epochs: int, batch_size: int = 32,
-                lr: float | None = None, seed: int = 0, progress: bool = False, max_steps: int | None = None,
+                lr: float | None = None, seed: int = 0, progress: bool | str = False, max_steps: int | None = None,
                 on_epoch: Callable[[int, float], None] | None = None, predictions: bool = False,
                 input_stats: InputStats | None = None, **overrides: Any) -> dict[str, Any]:
     """Train on ``splits`` without writing files; returns validation metrics, time and cost.
@@ -36,7 +46,8 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
 
     ``on_epoch(epoch, val_acc)``, when given, is called after every epoch with the validation
     accuracy of the current weights; it may raise (a pruner's ``TrialPruned``) to stop the run.
-    ``predictions=True`` adds ``val_pred``/``val_target`` and, where ``splits.test`` has images,
+    ``progress`` shows a bar per epoch; a text labels it and shows it on a terminal only, on the line
+    of this worker process (a study's trial). ``predictions=True`` adds ``val_pred``/``val_target`` and, where ``splits.test`` has images,
     ``test_acc``/``test_pred``/``test_target`` (final weights; per image, in the split's order).
     """
     from ..factory import create_model, resolve_description
@@ -70,7 +81,8 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     with runtime(cfg):
         torch.manual_seed(seed)
         device = resolve_device(cfg)
-        trainer = Trainer(cfg, model, splits.train, device=device, progress=progress)
+        trainer = Trainer(cfg, model, splits.train, device=device, progress=progress,
+                          progress_position=worker_index() if isinstance(progress, str) else 0)
         raw = None
         while not trainer.done():
             for _ in trainer.train_epoch():

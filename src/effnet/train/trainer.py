@@ -32,11 +32,16 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, model: nn.Module, train_set: Dataset, *, device: torch.device,
-                 info: distributed.DistInfo | None = None, progress: bool = False) -> None:
+                 info: distributed.DistInfo | None = None, progress: bool | str = False,
+                 progress_position: int = 0) -> None:
         self.cfg = cfg
         self.info = info or distributed.DistInfo()
         self.device = device
-        self.progress = progress and self.info.is_main
+        # progress: True for a bar per epoch; a text labels it (a study's trial: shown on a terminal
+        # only, on line ``progress_position`` so that workers do not overwrite each other)
+        self.progress = bool(progress) and self.info.is_main
+        self.progress_label = progress if isinstance(progress, str) else ""
+        self.progress_position = progress_position
         self.amp_dtype = autocast_dtype(cfg.amp, device)
 
         world = self.info.world_size
@@ -161,8 +166,9 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.steps_per_epoch * self.global_batch, initial=self.batch_in_epoch * self.global_batch,
-                       unit="img", desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
-                       file=sys.stderr)
+                       unit="img", desc=f"{self.progress_label}epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
+                       dynamic_ncols=True, file=sys.stderr, position=self.progress_position or None,
+                       disable=None if self.progress_label else False)
         try:
             for x, y in loader:
                 if self.done():
