@@ -133,6 +133,14 @@ def _draw_series(ax, series: Mapping[str, Sequence[Mapping]], x_key: str, *, con
                 ax.annotate(str(p.get(label_key, "")), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
 
 
+def _titled(fig, path: str | Path, title: str, note: str) -> Path:
+    """The title above, the note (what was measured) below, then saved."""
+    fig.suptitle(title, fontsize=10)
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
+    return _save(fig, path)
+
+
 def accuracy_vs_cost(
     series: Mapping[str, Sequence[Mapping]],
     path: str | Path,
@@ -160,10 +168,7 @@ def accuracy_vs_cost(
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    if note:
-        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
-    return _save(fig, path)
+    return _titled(fig, path, title, note)
 
 
 def arms_side_by_side(
@@ -195,10 +200,7 @@ def arms_side_by_side(
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    if note:
-        fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
-    return _save(fig, path)
+    return _titled(fig, path, title, note)
 
 
 def proxy_scatter(summary: Mapping, path: str | Path, *, title: str, note: str = "") -> Path:

@@ -22,7 +22,8 @@ drops out.
   Tukey's studentised-range procedure). Candidate ``c`` is worse than the best only when
   ``acc_best - acc_c > q``; the interval of ``d(c, best)`` printed is ``d +- q``, so
   "indistinguishable" and "the interval contains 0" say the same thing.
-* **Against a fixed comparator** (the baseline, named before any data are seen), bootstrap p-values
+* **Against a fixed comparator** (the baseline, named before any data are seen), p-values from the
+  same t and bootstrap standard deviation as the intervals,
   with Holm's step-down correction over the candidates compared.
 * **One seed**: McNemar's exact test (``scipy.stats.binomtest`` on the discordant images) against the
   best is reported as well, and the report says that seed noise is not covered.
