@@ -29,7 +29,7 @@ def fake_build(delays: dict[str, float], wrong: dict[str, int] | None = None):
     first ``wrong[path]`` images of a batch get another class."""
     wrong = wrong or {}
 
-    def build(model, path, workdir, calibration):
+    def build(model, path, workdir, calibration, **_):
         if path not in delays:
             raise RuntimeError(f"{path} is not available")
 

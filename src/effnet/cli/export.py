@@ -19,11 +19,13 @@ def register(subparsers) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-verify", action="store_true", help="skip the check against PyTorch")
     p.add_argument("--path", default=None, metavar="PATH",
-                   help="ONNX only: fp32, int8 (static INT8, calibrated on --data's training images or on random crops "
-                        "of scikit-image's sample photos), bf16 (refused: no bf16 ONNX kernels on CPUs; OpenVINO runs the fp32 "
+                   help="fp32, int8 (ONNX Runtime static INT8), openvino_int8 (OpenVINO IR quantised by NNCF; "
+                        "--format openvino), bf16 (refused: no bf16 ONNX kernels on CPUs; OpenVINO runs the fp32 "
                         "export in bf16) or auto (the path `effnet bench --choose` cached for batch 1 on this machine, "
-                        "or measured once now)")
-    p.add_argument("--data", default=None, help="with --path int8: calibrate on this data's training images "
+                        "or measured once now). INT8 is calibrated on 300 of --data's training images or augmented "
+                        "views of scikit-image's sample photos, and keeps as few first layers fp32 as agreement "
+                        "with fp32 allows (measured)")
+    p.add_argument("--data", default=None, help="with an INT8 --path: calibrate on this data's training images "
                                                  "('elpv', 'fashion-mnist', a folder, a .csv)")
     p.set_defaults(func=run)
 
@@ -74,9 +76,11 @@ def _export_path(args: argparse.Namespace, model) -> int:
     from ..deploy.paths import (BF16_UNSUPPORTED, EXPORT_OF, RUN_WITH, PathCache, bf16_supported, cached_or_measured,
                                 check_path, model_identity)
 
-    path = check_path(args.path, ("auto", "fp32", "int8", "bf16"))
-    if args.format != "onnx":
-        raise ValueError(f"--path exports ONNX; got --format {args.format}")
+    path = check_path(args.path, ("auto", "fp32", "int8", "openvino_int8", "bf16"))
+    if path == "openvino_int8" and args.format != "openvino":
+        raise ValueError("--path openvino_int8 writes OpenVINO IR: use --format openvino --out NAME.xml")
+    if path != "openvino_int8" and args.format != "onnx":
+        raise ValueError(f"--path {path} exports ONNX; got --format {args.format}")
     size = getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
     if path == "auto":
         cache = PathCache()
@@ -87,7 +91,7 @@ def _export_path(args: argparse.Namespace, model) -> int:
             print(f"effnet export: no cached path for this model at batch 1, {size}px on this machine; measuring "
                   "the paths once and caching the choice", file=sys.stderr, flush=True)
         chosen, _ = cached_or_measured(model, ident, 1, size, cache)
-        path = EXPORT_OF[chosen]
+        path = EXPORT_OF[chosen] if chosen != "openvino_int8" else "fp32"  # ONNX asked for: the IR needs --format openvino
         print(f"chosen path on this machine: {chosen} -> {path} ONNX")
         if chosen in RUN_WITH:
             print(f"it runs fastest in {RUN_WITH[chosen].replace('FILE', repr(args.out))}")
@@ -102,31 +106,49 @@ def _export_path(args: argparse.Namespace, model) -> int:
 
 
 def _export_int8(args: argparse.Namespace, model, size: int) -> int:
+    import os
+    import shutil
     import tempfile
     from pathlib import Path
 
     import numpy as np
 
-    from ..deploy.export import export_onnx
-    from ..deploy.paths import build_runner, labelled_arrays, onnx_runner, photo_views, predict_top1, quantize_int8
+    from ..deploy.paths import (LADDER_VIEWS, Tolerance, build_runner, int8_kept, labelled_arrays, ladder_text,
+                                photo_views, predict_top1)
 
     if args.data:
-        (held, labels), calib = labelled_arrays(args.data, model, size)
+        (held, labels), calib, ladder = labelled_arrays(args.data, model, size)
         what = f"{len(calib)} training images of {args.data}"
     else:
         calib, held, labels = photo_views(model, size, calibration=True), photo_views(model, size), None
-        what = f"{len(calib)} random crops of scikit-image's sample photos"
+        ladder = photo_views(model, size, count=LADDER_VIEWS, seed=1, ladder=True)
+        what = f"{len(calib)} augmented views of scikit-image's sample photos"
+    out = Path(args.out)
+    if args.path == "openvino_int8" and out.suffix != ".xml":
+        raise ValueError(f"OpenVINO IR is written as NAME.xml (with NAME.bin beside it); got {out.name}")
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", opset=args.opset, example_size=size)
-        method = quantize_int8(fp32, Path(args.out), calib)
-        from ..deploy.exported import add_onnx_metadata, deployment_metadata
+        tol = Tolerance()  # the chooser's INT8 tolerance: agreement on photos, or at most 1 point changed
+        target = 1 - tol.int8_max_drop_points / 100 if args.data else tol.int8_min_agreement
+        run = build_runner(model, args.path, Path(tmp), calib, validation=ladder, target=target)
+        made = Path(run.int8["file"])
+        if args.path == "int8":
+            from ..deploy.exported import add_onnx_metadata, deployment_metadata
 
-        add_onnx_metadata(args.out, deployment_metadata(model))
-        print(f"wrote {args.out} (ONNX INT8, static QDQ, {method} calibration on {what}; dynamic batch/height/width)")
+            add_onnx_metadata(made, deployment_metadata(model))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if args.path == "openvino_int8":  # the weights first, then the graph that names them
+            shutil.copyfile(made.with_suffix(".bin"), out.with_suffix(".bin"))
+        staged = out.with_name(f".{out.name}.partial")
+        shutil.copyfile(made, staged)
+        os.replace(staged, out)
+        kept = int8_kept(run.int8)
+        engine = "OpenVINO IR, INT8 by NNCF" if args.path == "openvino_int8" else "ONNX INT8, static QDQ"
+        print(f"wrote {out} ({engine}, calibrated on {what}; {kept}, measured on {run.int8['ladder_images']} other "
+              "images: {ladder_text(run.int8)}; any batch size and resolution)")
         if args.no_verify:
             return 0
         ref = predict_top1(build_runner(model, "eager", Path(tmp)), held)
-        got = predict_top1(onnx_runner(Path(args.out)), held)
+        got = predict_top1(run, held)
     agree = float(np.mean(ref == got))
     line = f"check against PyTorch eager fp32 ({len(ref)} images): top-1 agreement {100 * agree:.1f}%"
     if labels is not None:

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                         "and size on this machine, or measured once now), eager (PyTorch, BatchNorm folded, "
                         "channels_last: the default), onnxruntime (fp32), int8 (ONNX Runtime INT8, calibrated on random "
                         "crops of the given images), bf16 (PyTorch autocast; CPUs with AVX512-BF16 or AMX), openvino "
-                        "(OpenVINO fp32), openvino_bf16 (OpenVINO in bf16; CPUs with AVX512-BF16 or AMX)")
+                        "(OpenVINO fp32), openvino_bf16 (OpenVINO in bf16; CPUs with AVX512-BF16 or AMX), openvino_int8 "
+                        "(OpenVINO INT8 by NNCF, calibrated like int8; the 'openvino' extra)")
     p.set_defaults(func=run)
 
 
@@ -64,7 +65,7 @@ def _predict_on_path(args: argparse.Namespace, model):
     import tempfile
     from pathlib import Path
 
-    from ..deploy.paths import PREDICT_PATHS, PathCache, build_runner, cached_or_measured, check_path, model_identity
+    from ..deploy.paths import INT8_PATHS, PREDICT_PATHS, PathCache, build_runner, cached_or_measured, check_path, model_identity
     from ..deploy.predict import image_views, predict_files
 
     path = check_path(args.path, ["auto", *PREDICT_PATHS])
@@ -81,7 +82,7 @@ def _predict_on_path(args: argparse.Namespace, model):
                                           cache)
         print(f"effnet predict: path {candidate} (the choice for this machine)", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        calib = image_views(model, args.images, size) if candidate == "int8" else None
+        calib = image_views(model, args.images, size) if candidate in INT8_PATHS else None
         runner = build_runner(model, candidate, Path(tmp), calib)
         return predict_files(model, args.images, top_k=args.top_k, batch_size=args.batch_size, img_size=args.img_size,
                              runner=runner)

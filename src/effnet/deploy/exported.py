@@ -89,7 +89,8 @@ class ExportedModel(nn.Module):
 
 
 def load_exported(path: str | Path) -> ExportedModel:
-    """An ONNX (``.onnx``, ONNX Runtime) or OpenVINO IR (``.xml``, OpenVINO fp32) file, ready to run."""
+    """An ONNX (``.onnx``, ONNX Runtime) or OpenVINO IR (``.xml``, OpenVINO; fp32 layers in fp32) file,
+    ready to run."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"exported model not found: {p}")
@@ -117,5 +118,8 @@ def load_exported(path: str | Path) -> ExportedModel:
     except Exception as exc:  # noqa: BLE001
         raise ValueError(f"{p} is not a readable OpenVINO IR: {str(exc).splitlines()[0]}") from None
     meta = {k: graph.get_rt_info(["effnet", k]).astype(str) for k in KEYS if graph.has_rt_info(["effnet", k])}
-    compiled = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return ExportedModel(p, "OpenVINO fp32", lambda x: compiled(x)[0], meta)
+    from .paths import openvino_runner
+
+    int8 = any(op.get_type_name() == "FakeQuantize" for op in graph.get_ops())
+    # one static compile per input shape: an INT8 IR is saved at one shape (effnet.deploy.openvino_int8)
+    return ExportedModel(p, "OpenVINO INT8" if int8 else "OpenVINO fp32", openvino_runner(p), meta)

@@ -4,8 +4,10 @@ Candidate paths (all on the CPU): PyTorch eager fp32 (the reference), BatchNorm 
 channels_last fp32, bf16 autocast + channels_last (only where the CPU computes bf16 natively:
 AVX512-BF16 or AMX; PyTorch would emulate it elsewhere), ``torch.compile`` (Inductor with frozen
 weights; optional, compiling takes minutes), ONNX Runtime fp32, OpenVINO fp32 and bf16 (the
-exported ONNX graph compiled by OpenVINO's CPU plugin; bf16 only where the CPU has it), and ONNX
-Runtime INT8 (static post-training quantisation, as ``effnet quantize`` does).
+exported ONNX graph compiled by OpenVINO's CPU plugin; bf16 only where the CPU has it), ONNX
+Runtime INT8 (static post-training quantisation, as ``effnet quantize`` does) and OpenVINO INT8
+(NNCF's post-training quantisation, :mod:`effnet.deploy.openvino_int8`). For both INT8 paths,
+which of the first, high-resolution convolutions stay in fp32 is measured (:func:`int8_ladder`).
 
 :func:`choose_paths` times every runnable candidate and, when asked, the peers' models exported
 to ONNX Runtime (and, beside our OpenVINO paths, in OpenVINO too: the same engine with the peer's
@@ -36,11 +38,19 @@ from ..errors import EffnetError
 from .runtime import check_timing_args, cpu_cores, time_interleaved
 
 #: Every candidate, in the order they are set up and shown; ``eager`` is the fp32 reference.
-CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "openvino", "openvino_bf16", "int8")
+CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "openvino", "openvino_bf16", "int8",
+              "openvino_int8")
 #: What ``choose_paths`` tries unless told otherwise (compiling costs minutes, so it is opt-in).
-DEFAULT_CANDIDATES = ("eager", "channels_last", "bf16", "onnxruntime", "openvino", "openvino_bf16", "int8")
+DEFAULT_CANDIDATES = ("eager", "channels_last", "bf16", "onnxruntime", "openvino", "openvino_bf16", "int8",
+                      "openvino_int8")
 PRECISION = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32", "openvino": "fp32",
-             "bf16": "bf16", "openvino_bf16": "bf16", "int8": "int8"}
+             "bf16": "bf16", "openvino_bf16": "bf16", "int8": "int8", "openvino_int8": "int8"}
+#: The INT8 paths (calibrated, and judged by the INT8 tolerance).
+INT8_PATHS = tuple(p for p in CANDIDATES if PRECISION[p] == "int8")
+#: Images INT8 is calibrated on by default (training images with --data, else augmented photo views).
+CALIBRATION_IMAGES = 300
+#: Views of the sample photos, other than the reported ones, that :func:`int8_ladder` measures on.
+LADDER_VIEWS = 64
 #: Paths the peers' networks are also timed on (ONNX Runtime fp32 is the peers' reference path).
 PEER_ENGINE_PATHS = ("openvino", "openvino_bf16")
 #: Batch size the accuracy checks run at (the last batch is padded), so compiled graphs see one shape.
@@ -55,7 +65,12 @@ class Tolerance:
     """How much accuracy change a path may bring and still be chosen.
 
     Without labelled held-out data, a path needs top-1 agreement with the fp32 reference of at least
-    ``min_agreement`` on the photo views. Given labelled data, the held-out accuracy decides instead
+    ``min_agreement`` on the photo views; an INT8 path needs ``int8_min_agreement``, lower because
+    several photos are no ImageNet scene at all (a nebula, a colour wheel, stained tissue), where the
+    top two classes nearly tie and any rounding may swap them. The INT8 budget that speaks in points
+    is the held-out one, on the anchor's scale: TensorFlow Lite's post-training INT8
+    EfficientNet-Lite0 loses about 0.7 points of ImageNet top-1; INT8 here may lose 1.
+    Given labelled data, the held-out accuracy decides instead
     (the photos are only a stand-in for it, and for a model trained on other images, such as grey
     clothing, natural photos are out of its domain, where a near tie flips on rounding alone): it may
     drop by at most ``max_drop_points`` (fp32 and bf16 paths) or ``int8_max_drop_points`` (INT8).
@@ -65,10 +80,12 @@ class Tolerance:
     min_agreement: float = 0.99
     max_drop_points: float = 0.1
     int8_max_drop_points: float = 1.0
+    int8_min_agreement: float = 0.95
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_agreement <= 1.0:
-            raise EffnetError(f"minimum agreement must be in [0, 1], got {self.min_agreement}")
+        for value in (self.min_agreement, self.int8_min_agreement):
+            if not 0.0 <= value <= 1.0:
+                raise EffnetError(f"minimum agreement must be in [0, 1], got {value}")
         if self.max_drop_points < 0 or self.int8_max_drop_points < 0:
             raise EffnetError("accuracy tolerances must be >= 0 points")
 
@@ -77,9 +94,11 @@ class Tolerance:
         labelled = delta_points is not None
         if agreement is None and not labelled:
             return "accuracy change not measured"
-        if agreement is not None and agreement < self.min_agreement and not labelled:
-            return f"top-1 agreement {100 * agreement:.1f}% < {100 * self.min_agreement:.1f}%"
-        limit = self.int8_max_drop_points if PRECISION[path] == "int8" else self.max_drop_points
+        int8 = PRECISION[path] == "int8"
+        needed = self.int8_min_agreement if int8 else self.min_agreement
+        if agreement is not None and agreement < needed and not labelled:
+            return f"top-1 agreement {100 * agreement:.1f}% < {100 * needed:.1f}%"
+        limit = self.int8_max_drop_points if int8 else self.max_drop_points
         if labelled and -delta_points > limit:
             return f"held-out accuracy {delta_points:+.2f} points, beyond -{limit:g}"
         return ""
@@ -97,9 +116,11 @@ class PathResult:
     p95_ms: float | None = None
     throughput: float | None = None  # images / s at the median latency
     vs_fp32: float | None = None  # throughput / the eager fp32 reference's
+    vs_onnxruntime: float | None = None  # throughput / our ONNX Runtime fp32 model's
     vs_best_peer: float | None = None
     agreement: float | None = None  # top-1 agreement with fp32 on the photo views
     agreement_images: int = 0
+    kl: float | None = None  # mean KL divergence of the path's softmax from fp32's on the photo views, nats
     delta_points: float | None = None  # held-out top-1 accuracy minus fp32's, points
     delta_ci: tuple[float, float] | None = None  # paired bootstrap 95% interval, points
     mcnemar_p: float | None = None
@@ -121,6 +142,8 @@ class PathReport:
     heldout_name: str = ""
     fp32_top1: float | None = None  # the reference's held-out accuracy
     fp32_ci: tuple[float, float] | None = None
+    calibration: str = ""  # what INT8 was calibrated on
+    int8: dict = field(default_factory=dict)  # per INT8 path: int8_ladder's steps and choice
 
     def choice(self, batch_size: int) -> PathResult | None:
         return next((r for r in self.results if r.chosen and r.batch_size == batch_size), None)
@@ -128,7 +151,8 @@ class PathReport:
     def to_dict(self) -> dict:
         return {"kind": "effnet.paths", "machine": self.machine, "tolerance": asdict(self.tolerance),
                 "repeats": self.repeats, "heldout": self.heldout_name, "fp32_top1": self.fp32_top1,
-                "fp32_top1_ci": self.fp32_ci, "results": [asdict(r) for r in self.results]}
+                "fp32_top1_ci": self.fp32_ci, "calibration": self.calibration, "int8": self.int8,
+                "results": [asdict(r) for r in self.results]}
 
 
 # ----- the machine ---------------------------------------------------------------------------
@@ -177,10 +201,15 @@ OPENVINO_BF16_UNSUPPORTED = ("this CPU has no AVX512-BF16 or AMX, which OpenVINO
 
 # ----- real images ---------------------------------------------------------------------------
 
-def photo_views(model: nn.Module, img_size: int, calibration: bool = False) -> np.ndarray:
+def photo_views(model: nn.Module, img_size: int, calibration: bool = False, count: int = CALIBRATION_IMAGES,
+                seed: int = 0, ladder: bool = False) -> np.ndarray:
     """Views of scikit-image's sample photos through the model's eval preprocessing: each photo
-    whole, mirrored, and five crops of 70% of its side (corners and centre); 56 views. With
-    ``calibration``, 4 random crops of each instead (seeded), for INT8 calibration."""
+    whole, mirrored, and five crops of 70% of its side (corners and centre); 56 views, the ones
+    accuracy is reported on. With ``calibration``, ``count`` augmented views instead (the training
+    transform's random crops and flips, seeded by ``seed``, the photos taken in turn), for INT8
+    calibration; with ``ladder``, ``count`` views like the reported ones but others (a random 50% to
+    100% of the side at a random place, mirrored half the time, then the eval preprocessing), for
+    :func:`int8_ladder`."""
     try:
         import skimage.data as photos
     except ImportError as exc:
@@ -192,17 +221,27 @@ def photo_views(model: nn.Module, img_size: int, calibration: bool = False) -> n
     from ..data import make_transforms
 
     prep = getattr(model, "preprocessing", None)
-    views = []
+    images = [Image.fromarray(getattr(photos, name)()).convert("RGB") for name in PHOTOS]
     if calibration:
-        torch.manual_seed(0)
         tf = make_transforms(prep, img_size, train=True, augment="none")
-    else:
-        tf = make_transforms(prep, img_size, train=False)
-    for name in PHOTOS:
-        img = Image.fromarray(getattr(photos, name)()).convert("RGB")
-        if calibration:
-            views += [tf(img) for _ in range(4)]
-            continue
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return torch.stack([tf(images[i % len(images)]) for i in range(count)]).numpy()
+    tf = make_transforms(prep, img_size, train=False)
+    if ladder:
+        rng = np.random.default_rng(seed)
+        views = []
+        for i in range(count):
+            img = images[i % len(images)]
+            w, h = img.size
+            side = rng.uniform(0.5, 1.0)
+            cw, ch = max(1, int(side * w)), max(1, int(side * h))
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            crop = img.crop((x, y, x + cw, y + ch))
+            views.append(tf(ImageOps.mirror(crop) if rng.random() < 0.5 else crop))
+        return torch.stack(views).numpy()
+    views = []
+    for img in images:
         w, h = img.size
         cw, ch = int(0.7 * w), int(0.7 * h)
         boxes = [(0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch), ((w - cw) // 2, (h - ch) // 2)]
@@ -280,11 +319,14 @@ def compiled_model(model: nn.Module, mode: str | None = None) -> nn.Module:
     return torch.compile(fast, mode=mode, dynamic=False)
 
 
-def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.ndarray | None = None) -> Runner:
+def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.ndarray | None = None,
+                 validation: np.ndarray | None = None, target: float | None = None) -> Runner:
     """A runner for ``path`` (one of :data:`CANDIDATES`); raises ``EffnetError`` when it cannot run here.
 
-    ``calibration`` (float32 NCHW images) calibrates INT8's activation ranges (:func:`quantize_int8`);
-    the ONNX files are written to ``workdir``."""
+    ``calibration`` (float32 NCHW images) calibrates INT8's activation ranges; ``validation`` are the
+    images :func:`int8_ladder` measures INT8's agreement on (default: the first calibration images)
+    and ``target`` the agreement that ends it (default :data:`LADDER_AGREEMENT`).
+    The ONNX and OpenVINO files are written to ``workdir``."""
     if path not in CANDIDATES:
         raise EffnetError(f"unknown path {path!r}; choose from {', '.join(CANDIDATES)}")
     if path == "eager":
@@ -308,43 +350,128 @@ def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.nda
         raise EffnetError(OPENVINO_BF16_UNSUPPORTED)
     if path in ("openvino", "openvino_bf16"):
         return openvino_runner(fp32, bf16=path == "openvino_bf16")
-    int8 = Path(workdir) / "int8.onnx"
-    if not int8.exists():
-        if calibration is None or len(calibration) == 0:
-            raise EffnetError("INT8 needs calibration images")
-        quantize_int8(fp32, int8, calibration)
-    return onnx_runner(int8)
+    if calibration is None or len(calibration) == 0:
+        raise EffnetError("INT8 needs calibration images")
+    return int8_ladder(lambda stride: _int8_at(path, fp32, Path(workdir), calibration, stride, model),
+                       onnx_runner(fp32), calibration[:LADDER_VIEWS] if validation is None else validation,
+                       target=LADDER_AGREEMENT if target is None else target)
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> str:
-    """INT8 QDQ model of ``fp32`` at ``out``, calibrated on ``calibration``: percentile ranges as
+#: How many of the first convolutions stay fp32 in INT8, in the order :func:`int8_ladder` tries
+#: them: 0 quantises every one, 1 keeps the stem (EfficientNet's, which sees the raw pixels), 2 the
+#: first stage's depthwise convolution too, and so on.
+FLOAT_LAYERS = (0, 1, 2, 4, 8)
+#: Top-1 agreement with fp32 on the ladder's images at which the ladder stops, unless told otherwise:
+#: the chooser asks for its INT8 tolerance (95% on photos; with labelled data 99%, where at most 1 point
+#: of accuracy can change).
+LADDER_AGREEMENT = 0.95
+
+
+def int8_ladder(quantize: Callable[[int], tuple[Runner, Path]], reference: Runner, images: np.ndarray,
+                steps: Sequence[int] = FLOAT_LAYERS, target: float = LADDER_AGREEMENT) -> Runner:
+    """The INT8 model that keeps the fewest early convolutions in fp32 and still agrees with
+    ``reference`` (fp32) on ``target`` of ``images``' top-1 classes; if none does, the one that agrees
+    most (the fewer fp32 layers on a tie).
+
+    ``quantize(k)`` builds the INT8 model with the first ``k`` convolutions in fp32 and returns
+    (runner, file). Each step is measured, not assumed: the INT8 error of the early, high-resolution
+    layers differs by network and by calibration (on the pretrained Lite0, through NNCF, the stem
+    alone carried most of it), and every fp32 layer costs speed. The returned runner carries
+    ``runner.int8``: the layers kept, the file, the agreement of each step tried and the image count;
+    ``images`` should be other than those the result is reported on (by default, views of the photos
+    other than the reported ones, or held-out images of the user's data)."""
+    ref = predict_top1(reference, images)
+    best = None
+    tried = []
+    for k in steps:
+        run, file = quantize(k)
+        agreement = float(np.mean(predict_top1(run, images) == ref))
+        tried.append({"fp32_layers": k, "agreement": agreement})
+        if best is None or agreement > best[2]:
+            best = (run, file, agreement, k)
+        if agreement >= target:
+            break
+    run, file, agreement, k = best
+    run.int8 = {"fp32_layers": k, "file": str(file), "ladder_images": len(images), "ladder": tried,
+                "ladder_target": target}
+    return run
+
+
+def _int8_at(path: str, fp32: Path, workdir: Path, calibration: np.ndarray, layers: int,
+             model: nn.Module) -> tuple[Runner, Path]:
+    import onnx
+
+    from .quantize import first_convolutions
+
+    keep = first_convolutions(onnx.load(str(fp32), load_external_data=False).graph, layers)
+    if path == "int8":
+        out = workdir / f"int8-fp32x{layers}.onnx"
+        if not out.exists():
+            quantize_int8(fp32, out, calibration, keep_fp32=keep)
+        return onnx_runner(out), out
+    from .exported import deployment_metadata
+    from .openvino_int8 import quantize_openvino
+
+    out = workdir / f"openvino-int8-fp32x{layers}.xml"
+    if not out.exists():
+        quantize_openvino(fp32, out, calibration, keep, deployment_metadata(model))
+    return openvino_runner(out), out
+
+
+#: At most this many images calibrate ONNX Runtime's INT8: its calibrator keeps every activation of
+#: every image in memory (300 Lite0 images at 224 px ran a 24 GiB machine out of memory).
+ORT_CALIBRATION_IMAGES = 64
+
+
+def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, float_stride: int = 4,
+                  keep_fp32: Sequence[str] | None = None) -> str:
+    """INT8 QDQ model of ``fp32`` at ``out``, calibrated on the first :data:`ORT_CALIBRATION_IMAGES`
+    of ``calibration``: percentile ranges as
     ``effnet quantize``, or min/max where the activations are too uniform for percentile's histogram
-    (an untrained model's). Returns the method used; ONNX Runtime's progress lines are swallowed."""
+    (an untrained model's); convolutions at output stride ``float_stride`` or finer stay fp32, or
+    those named in ``keep_fp32``.
+    Returns the method used; ONNX Runtime's progress lines are swallowed."""
     import contextlib
     import io
 
     from .quantize import quantize_onnx
 
+    calibration = calibration[:ORT_CALIBRATION_IMAGES]
     batches = lambda: [calibration[i:i + 16] for i in range(0, len(calibration), 16)]  # noqa: E731
     with contextlib.redirect_stdout(io.StringIO()):
         try:
-            quantize_onnx(fp32, out, batches(), method="percentile")
+            quantize_onnx(fp32, out, batches(), method="percentile", float_stride=float_stride, keep_fp32=keep_fp32)
             return "percentile"
         except ValueError:
-            quantize_onnx(fp32, out, batches(), method="minmax")
+            quantize_onnx(fp32, out, batches(), method="minmax", float_stride=float_stride, keep_fp32=keep_fp32)
             return "minmax"
 
 
-def predict_top1(run: Runner, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
-    """Top-1 class of every image, in batches of ``batch`` (the last padded with zeros)."""
+def predict_logits(run: Runner, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Logits of every image, in batches of ``batch`` (the last padded with zeros)."""
     out = []
     for i in range(0, len(images), batch):
         x = images[i:i + batch]
         n = len(x)
         if n < batch:
             x = np.concatenate([x, np.zeros((batch - n, *x.shape[1:]), dtype=x.dtype)])
-        out.append(np.asarray(run(np.ascontiguousarray(x, dtype=np.float32)))[:n].argmax(1))
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        out.append(np.asarray(run(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float64)[:n])
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def predict_top1(run: Runner, images: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Top-1 class of every image, in batches of ``batch`` (the last padded with zeros)."""
+    logits = predict_logits(run, images, batch)
+    return logits.argmax(1) if len(logits) else np.zeros(0, dtype=np.int64)
+
+
+def mean_kl(ref_logits: np.ndarray, logits: np.ndarray) -> float:
+    """Mean over images of KL(softmax(ref) || softmax(logits)), in nats."""
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z - z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+    lp, lq = log_softmax(ref_logits), log_softmax(logits)
+    return float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=1)))
 
 
 # ----- accuracy ------------------------------------------------------------------------------
@@ -366,7 +493,8 @@ def paired_change(ref_correct: np.ndarray, new_correct: np.ndarray, draws: int =
 def _measure_accuracy(results: Sequence[PathResult], runners: dict[str, Runner], photos: np.ndarray | None,
                       heldout: tuple[np.ndarray, np.ndarray] | None, report: PathReport) -> None:
     ref = runners["eager"]
-    ref_photo = predict_top1(ref, photos) if photos is not None else None
+    ref_logits = predict_logits(ref, photos) if photos is not None else None
+    ref_photo = ref_logits.argmax(1) if ref_logits is not None else None
     ref_correct = None
     if heldout is not None:
         images, labels = heldout
@@ -380,8 +508,10 @@ def _measure_accuracy(results: Sequence[PathResult], runners: dict[str, Runner],
     for path, run in runners.items():
         m: dict = {}
         if ref_photo is not None:
-            m["agreement"] = float(np.mean(predict_top1(run, photos) == ref_photo))
+            logits = predict_logits(run, photos)
+            m["agreement"] = float(np.mean(logits.argmax(1) == ref_photo))
             m["agreement_images"] = len(ref_photo)
+            m["kl"] = mean_kl(ref_logits, logits)
         if ref_correct is not None:
             change = paired_change(ref_correct, predict_top1(run, heldout[0]) == heldout[1])
             m.update(delta_points=change["delta_points"], delta_ci=change["ci"], mcnemar_p=change["mcnemar_p"],
@@ -402,13 +532,17 @@ def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: 
                  heldout: tuple[np.ndarray, np.ndarray] | None = None, heldout_name: str = "",
                  calibration: np.ndarray | None = None, photos: bool = True,
                  progress: Callable[[str], None] | None = None,
-                 build: Callable[[nn.Module, str, Path, np.ndarray | None], Runner] = build_runner) -> PathReport:
+                 build: Callable[..., Runner] = build_runner, calibration_name: str = "",
+                 validation: np.ndarray | None = None) -> PathReport:
     """Time ``candidates`` (and the ``peers``' models in ONNX Runtime) at each batch size, measure each
     path's accuracy change, and mark the fastest path within ``tolerance`` as chosen per batch size.
 
     ``heldout`` is (images float32 NCHW, labels) of labelled held-out data; ``calibration`` the images
-    INT8 is calibrated on (default: random crops of the sample photos). Paths that cannot run here
-    (bf16 without native support, a failed compile) are listed with the reason."""
+    INT8 is calibrated on, described by ``calibration_name`` (default: :data:`CALIBRATION_IMAGES`
+    augmented views of the sample photos); ``validation`` the images the INT8 ladder measures on
+    (default: :data:`LADDER_VIEWS` other augmented views of the photos). ``build(model, path, workdir,
+    calibration, validation=...)`` makes each runner. Paths that cannot run here (bf16 without native
+    support, a failed compile, a missing extra) are listed with the reason."""
     say = progress or (lambda _msg: None)
     for p in candidates:
         if p not in CANDIDATES:
@@ -424,7 +558,7 @@ def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: 
     flush = torch.set_flush_denormal(True)  # as ONNX Runtime's sessions do (effnet.deploy.runtime)
     try:
         _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats, warmup, tolerance, heldout,
-                calibration, photos, say, build)
+                (calibration, calibration_name, validation), photos, say, build)
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -432,20 +566,41 @@ def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: 
 
 
 def _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats, warmup, tolerance, heldout,
-            calibration, photos, say, build) -> None:
+            int8_data, photos, say, build) -> None:
+    calibration, calibration_name, validation = int8_data
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         photo_images = photo_views(model, size) if photos else None
-        if calibration is None and "int8" in candidates:
-            calibration = photo_views(model, size, calibration=True) if photos else heldout[0][:64]
+        ladder_target = None
+        if any(p in INT8_PATHS for p in candidates):
+            if calibration is None:
+                if photos:
+                    calibration = photo_views(model, size, calibration=True)
+                    calibration_name = (f"{len(calibration)} augmented views (random crops and flips) of "
+                                        f"scikit-image's {len(PHOTOS)} sample photos")
+                else:
+                    calibration = heldout[0][:CALIBRATION_IMAGES]
+                    calibration_name = f"{len(calibration)} of the held-out images"
+            if validation is None and photos:
+                validation = photo_views(model, size, count=LADDER_VIEWS, seed=1, ladder=True)
+            ladder_target = tolerance.int8_min_agreement if photos and heldout is None else \
+                1 - tolerance.int8_max_drop_points / 100
+            report.calibration = calibration_name or f"{len(calibration)} given images"
         runners: dict[str, Runner] = {}
         skipped: dict[str, str] = {}
         for path in candidates:
-            say(f"preparing {path}")
+            say(f"preparing {path}" + (" (quantising, measuring which first layers stay fp32)"
+                                       if path in INT8_PATHS else ""))
             try:
-                runners[path] = build(model, path, tmp, calibration)
+                runners[path] = build(model, path, tmp, calibration, validation=validation, target=ladder_target)
             except Exception as exc:  # a path that cannot run here is reported, not fatal
+                from ..errors import missing_extra
+
+                exc = missing_extra(exc, path) or exc
                 skipped[path] = f"skipped: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
+        for path, run in runners.items():
+            if getattr(run, "int8", None):
+                report.int8[path] = {k: v for k, v in run.int8.items() if k != "file"}
         engine_paths = [p for p in PEER_ENGINE_PATHS if p in runners]
         peer_runners = _peer_runners(model, peers, engine_paths, size, tmp, skipped, say)
         for batch in batch_sizes:
@@ -507,12 +662,14 @@ def _time(timed: list[tuple[PathResult, Runner]], x: np.ndarray, repeats: int, w
 
 def _ratios_and_choice(rows: Sequence[PathResult], tolerance: Tolerance) -> None:
     ref = next((r for r in rows if r.impl == "effnet" and r.path == "eager" and r.ok), None)
+    ort = next((r for r in rows if r.impl == "effnet" and r.path == "onnxruntime" and r.ok), None)
     # the peers' reference is their network in ONNX Runtime fp32; their rows on our other engines show
     # how much of a path's speed is the engine's, and are not the bar
     peer = max((r.throughput for r in rows if r.impl != "effnet" and r.path == "onnxruntime" and r.ok), default=None)
     for r in rows:
         if r.ok:
             r.vs_fp32 = r.throughput / ref.throughput if ref else None
+            r.vs_onnxruntime = r.throughput / ort.throughput if ort else None
             r.vs_best_peer = r.throughput / peer if peer else None
     best = None
     for r in rows:
@@ -599,8 +756,8 @@ def _f(value, spec: str, suffix: str = "") -> str:
 
 def paths_table(report: PathReport) -> str:
     """The per-path table with accuracy changes, the notes and the choice per batch size."""
-    head = ("path", "impl", "batch", "px", "p50 ms", "p95 ms", "img/s", "vs fp32", "vs best peer", "agree",
-            "held-out change (95% CI)")
+    head = ("path", "impl", "batch", "px", "p50 ms", "p95 ms", "img/s", "vs fp32", "vs ORT fp32", "vs best peer",
+            "agree", "KL", "held-out change (95% CI)")
     rows = [head]
     for r in report.results:
         change = "-" if r.delta_points is None else (
@@ -608,15 +765,21 @@ def paths_table(report: PathReport) -> str:
         agree = "-" if r.agreement is None else f"{100 * r.agreement:.1f}%"
         rows.append((r.path + (" *" if r.chosen else ""), r.impl, str(r.batch_size), str(r.img_size),
                      _f(r.median_ms, ".2f"), _f(r.p95_ms, ".2f"), _f(r.throughput, ".1f"), _f(r.vs_fp32, ".2f", "x"),
-                     _f(r.vs_best_peer, ".2f", "x"), agree, change))
+                     _f(r.vs_onnxruntime, ".2f", "x"), _f(r.vs_best_peer, ".2f", "x"), agree, _f(r.kl, ".4f"), change))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     n_agree = max((r.agreement_images for r in report.results), default=0)
     lines.append(f"median of {report.repeats} interleaved timed batches per row; agree = top-1 agreement with "
-                 f"eager fp32 on {n_agree} views of scikit-image's sample photos" if n_agree else
+                 f"eager fp32 on {n_agree} views of scikit-image's sample photos, KL = mean KL divergence of the "
+                 "path's class probabilities from fp32's on them (nats)" if n_agree else
                  f"median of {report.repeats} interleaved timed batches per row")
+    if report.calibration:
+        lines.append(f"INT8 calibrated on {report.calibration}")
+    for path, info in report.int8.items():
+        lines.append(f"{path}: {int8_kept(info)} (agreement with fp32 on {info['ladder_images']} other images, by "
+                     f"first layers kept fp32: {ladder_text(info)})")
     if report.fp32_top1 is not None:
         lo, hi = report.fp32_ci
         n = max(r.heldout_images for r in report.results)
@@ -627,7 +790,10 @@ def paths_table(report: PathReport) -> str:
         lines.append(f"tolerance: held-out drop <= {t.max_drop_points:g} points (INT8: {t.int8_max_drop_points:g}); "
                      "the photo agreement is shown, not required, when labelled data decide")
     else:
-        lines.append(f"tolerance: top-1 agreement >= {100 * t.min_agreement:g}% on the photos (no labelled data)")
+        lines.append(f"tolerance: top-1 agreement >= {100 * t.min_agreement:g}% on the photos (INT8: "
+                     f"{100 * t.int8_min_agreement:g}%; no labelled data; with labelled data INT8 may lose "
+                     f"{t.int8_max_drop_points:g} point held-out, the anchor TensorFlow Lite INT8 Lite0 loses about 0.7 "
+                     "on ImageNet)")
     if any(r.impl != "effnet" and r.path != "onnxruntime" for r in report.results):
         lines.append("vs best peer: against the peers' networks in ONNX Runtime fp32; the peers' rows on other engines "
                      "show how much of a path's speed is the engine's")
@@ -644,19 +810,32 @@ def paths_table(report: PathReport) -> str:
 
 # ----- what the commands share ---------------------------------------------------------------
 
+def int8_kept(info: dict) -> str:
+    """What an INT8 model of :func:`int8_ladder` keeps in fp32, in words."""
+    k = info["fp32_layers"]
+    return "every convolution INT8" if k == 0 else f"the first {k} convolution{'s' if k > 1 else ''} kept fp32"
+
+
+def ladder_text(info: dict) -> str:
+    steps = ", ".join(f"{s['fp32_layers']}: {100 * s['agreement']:.1f}%" for s in info["ladder"])
+    return f"{steps}; stops at {100 * info['ladder_target']:g}%"
+
+
 #: ``effnet predict --path`` values and the candidate each runs (``eager`` is predict's own default:
 #: BatchNorm folded, channels_last).
 PREDICT_PATHS = {"eager": "channels_last", "onnxruntime": "onnxruntime", "int8": "int8", "bf16": "bf16",
-                 "openvino": "openvino", "openvino_bf16": "openvino_bf16"}
+                 "openvino": "openvino", "openvino_bf16": "openvino_bf16", "openvino_int8": "openvino_int8"}
 #: ``effnet export --path`` values; every fp32 candidate exports as the fp32 ONNX model, which is
 #: also what the OpenVINO paths compile (OpenVINO reads ONNX; bf16 is its run-time precision).
 EXPORT_OF = {"eager": "fp32", "channels_last": "fp32", "compile": "fp32", "onnxruntime": "fp32", "int8": "int8",
-             "bf16": "bf16", "openvino": "fp32", "openvino_bf16": "fp32"}
+             "bf16": "bf16", "openvino": "fp32", "openvino_bf16": "fp32", "openvino_int8": "openvino_int8"}
 #: How to run what ``effnet export`` wrote for a path chosen on another engine than ONNX Runtime.
 RUN_WITH = {"openvino": "OpenVINO: openvino.Core().compile_model(FILE, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})",
             "openvino_bf16": "OpenVINO in bf16: openvino.Core().compile_model(FILE, 'CPU', "
                              "{'INFERENCE_PRECISION_HINT': 'bf16'}), or `effnet predict --path openvino_bf16`; "
-                             "`effnet export --format openvino` writes the same graph as OpenVINO IR"}
+                             "`effnet export --format openvino` writes the same graph as OpenVINO IR",
+            "openvino_int8": "OpenVINO INT8: `effnet export --format openvino --path openvino_int8 --out NAME.xml`, "
+                             "then openvino.Core().compile_model(NAME.xml, 'CPU'), or `effnet predict --model NAME.xml`"}
 
 
 def check_path(value: str, allowed: Sequence[str]) -> str:
@@ -666,9 +845,12 @@ def check_path(value: str, allowed: Sequence[str]) -> str:
 
 
 def labelled_arrays(source: str, model: nn.Module, img_size: int, seed: int = 0, eval_split: str = "test",
-                    eval_limit: int | None = None, calib_images: int = 200) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """(held-out images, labels) and INT8 calibration images (training images through the eval
-    transforms, as ``effnet quantize``) of a data source :func:`effnet.data.load_splits` reads."""
+                    eval_limit: int | None = None, calib_images: int = CALIBRATION_IMAGES,
+                    ladder_images: int = 200) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """(held-out images, labels), INT8 calibration images (training images through the eval
+    transforms, as ``effnet quantize``) and the images :func:`int8_ladder` measures on (validation
+    images, so the INT8 layers are chosen on neither the calibration nor the held-out images) of a
+    data source :func:`effnet.data.load_splits` reads."""
     from torch.utils.data import DataLoader, Subset
 
     from ..data import load_splits
@@ -689,7 +871,8 @@ def labelled_arrays(source: str, model: nn.Module, img_size: int, seed: int = 0,
     if not xs:
         raise EffnetError(f"the {eval_split} split of {source} is empty")
     calib = np.concatenate(list(dataset_batches(_eval_view(splits.train, splits.val), calib_images)))
-    return (np.concatenate(xs), np.concatenate(ys)), calib
+    ladder = list(dataset_batches(splits.val, ladder_images))
+    return (np.concatenate(xs), np.concatenate(ys)), calib, np.concatenate(ladder) if ladder else calib[:LADDER_VIEWS]
 
 
 def cached_or_measured(model: nn.Module, model_id: str, batch_size: int, img_size: int,

@@ -93,15 +93,21 @@ def early_convolutions(graph, max_stride: int) -> list[str]:
     return names
 
 
+def first_convolutions(graph, count: int) -> list[str]:
+    """Names of the first ``count`` ``Conv`` nodes of an ONNX ``graph``, in the graph's (topological) order."""
+    return [n.name for n in graph.node if n.op_type == "Conv" and n.name][:max(0, count)]
+
+
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray],
                   per_channel: bool = True, method: str = "percentile",
                   op_types: Sequence[str] | None = None, reduce_range: bool | None = None,
-                  float_stride: int = 4) -> Path:
+                  float_stride: int = 4, keep_fp32: Sequence[str] | None = None) -> Path:
     """Statically quantise an fp32 ONNX model to INT8 (QDQ), calibrating on ``calibration`` batches.
 
     ``op_types`` limits which operators are quantised (``None``: every one ONNX Runtime can).
     Convolutions whose output is at stride ``float_stride`` or finer (:func:`early_convolutions`)
-    stay in fp32; ``0`` quantises them too.
+    stay in fp32; ``0`` quantises them too. ``keep_fp32`` (ONNX node names), when given, replaces
+    that rule.
     ``reduce_range`` quantises weights to 7 bits; ``None`` does so where this CPU lacks VNNI: there
     ONNX Runtime's uint8 x int8 kernels add pairs of products in saturating 16-bit lanes, and full-range
     weights overflow them (measured on an AVX2 EPYC: the tiny test network's mean output error
@@ -135,7 +141,7 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: Iter
                 calibrate_method=methods[method],
                 reduce_range=not cpu_has_vnni() if reduce_range is None else reduce_range,
                 op_types_to_quantize=list(op_types) if op_types else None,
-                nodes_to_exclude=early_convolutions(graph, float_stride),
+                nodes_to_exclude=list(keep_fp32) if keep_fp32 is not None else early_convolutions(graph, float_stride),
             )
     return out
 
