@@ -175,3 +175,18 @@ def test_export_command_writes_openvino_ir_or_says_why_not(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert err.startswith("effnet export: error: OpenVINO IR is written as NAME.xml") and err.count("\n") == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_same_padding_max_pool_exports_as_one_max_pool_with_auto_pad(tmp_path):
+    desc = scale(get_network("resnet50"), width=0.125, depth=0.25, image_size=64, name="tiny_resnet")
+    torch.manual_seed(0)
+    model = effnet.create_model(desc, num_classes=5, padding="same").eval()
+    path = export_onnx(model, tmp_path / "r.onnx", example_size=64)
+    nodes = onnx.load(str(path)).graph.node
+    ops = {n.op_type for n in nodes}
+    assert not ops & {"Pad", "Shape", "Gather", "Slice", "Concat"}, ops
+    pools = [n for n in nodes if n.op_type == "MaxPool"]
+    assert len(pools) == 1 and any(a.name == "auto_pad" and a.s == b"SAME_UPPER" for a in pools[0].attribute)
+    # odd sizes put the extra padding at the bottom/right, where -inf never wins
+    checks = verify_onnx(model, path, [(1, 64, 64), (2, 65, 63), (1, 33, 50)])
+    assert all(c.ok for c in checks), [c.line() for c in checks]

@@ -94,21 +94,60 @@ class Conv2dSame(nn.Conv2d):
         return torch.ops.effnet.conv2d_same(x, self.weight, self.bias, stride, dilation, self.groups)
 
 
+def _max_pool_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    ph = same_padding(x.shape[-2], kernel, stride)
+    pw = same_padding(x.shape[-1], kernel, stride)
+    if ph or pw:
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], value=float("-inf"))
+    return F.max_pool2d(x, kernel, stride)
+
+
+@torch.library.custom_op("effnet::max_pool2d_same", mutates_args=())
+def _max_pool2d_same_op(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """:func:`_max_pool_same` as one opaque operator, used only while exporting to ONNX (see
+    :func:`_onnx_max_pool_same`)."""
+    return _max_pool_same(x, kernel, stride)
+
+
+@_max_pool2d_same_op.register_fake
+def _(x, kernel, stride):
+    return x.new_empty((x.shape[0], x.shape[1], -(-x.shape[2] // stride), -(-x.shape[3] // stride)))
+
+
+@functools.cache
+def _onnx_max_pool_same() -> None:
+    """Teach the TorchScript ONNX exporter to write ``effnet::max_pool2d_same`` as one ``MaxPool``
+    with ``auto_pad="SAME_UPPER"`` (padded positions never win, as the ``-inf`` padding here), as
+    :func:`_onnx_conv_same` does for the convolution. Registers once per process."""
+    from torch.onnx import symbolic_helper
+
+    @symbolic_helper.parse_args("v", "i", "i")
+    def symbolic(g, x, kernel, stride):
+        return g.op("MaxPool", x, auto_pad_s="SAME_UPPER", kernel_shape_i=[kernel, kernel], strides_i=[stride, stride])
+
+    torch.onnx.register_custom_op_symbolic("effnet::max_pool2d_same", symbolic, 11)
+
+
 class MaxPool2dSame(nn.MaxPool2d):
     """Max pooling with TensorFlow 'SAME' padding computed from each input's size: the extra row
     and column go to the bottom/right, and padded positions never win (they are ``-inf``).
-    Written by hand because PyTorch's max pooling pads symmetrically only."""
+    Written by hand because PyTorch's max pooling pads symmetrically only. In ONNX export it is a
+    single ``MaxPool`` with ``auto_pad="SAME_UPPER"``, like :class:`Conv2dSame`."""
 
     def __init__(self, kernel: int, stride: int) -> None:
         super().__init__(kernel, stride, padding=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
-        ph = same_padding(ih, self.kernel_size, self.stride)
-        pw = same_padding(iw, self.kernel_size, self.stride)
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], value=float("-inf"))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        kernel, stride = int(self.kernel_size), int(self.stride)
+        if not torch.jit.is_scripting():
+            if torch.onnx.is_in_onnx_export() and torch.jit.is_tracing():  # the TorchScript exporter, not dynamo's
+                return self._onnx_forward(x, kernel, stride)
+        return _max_pool_same(x, kernel, stride)
+
+    @torch.jit.unused
+    def _onnx_forward(self, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+        _onnx_max_pool_same()
+        return torch.ops.effnet.max_pool2d_same(x, kernel, stride)
 
 
 def make_max_pool(kernel: int, stride: int, padding: str = "symmetric") -> nn.Module:
