@@ -37,7 +37,8 @@ PATH_LABELS = {
     "bf16": "PyTorch eager, BN folded, channels_last, bf16 autocast (CPUs with AVX512-BF16 or AMX only)",
     "compile": "torch.compile (inductor), BN folded",
     "onnxruntime": "ONNX Runtime fp32, graph optimisation ALL",
-    "int8": "ONNX Runtime INT8 (static QDQ, per-channel; min/max calibrated on random inputs: speed only)",
+    "int8": "ONNX Runtime INT8 (static QDQ, per-channel, the stem fp32; min/max calibrated on random inputs: speed only)",
+    "openvino_int8": "OpenVINO INT8 by NNCF (the stem fp32; calibrated on random inputs: speed only)",
 }
 
 
@@ -54,6 +55,7 @@ class BenchResult:
     peak_mem_mib: float | None = None
     note: str = ""
     vs_best_peer: float | None = None
+    vs_onnxruntime: float | None = None  # throughput / our own ONNX Runtime fp32 row's
 
     @property
     def ok(self) -> bool:
@@ -123,6 +125,11 @@ def _export_plain(model: nn.Module, path: Path, x: torch.Tensor) -> None:
                           output_names=["logits"], dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}})
 
 
+#: Convolutions kept fp32 by the speed-only INT8 rows (``effnet bench --choose`` measures how many a
+#: trained model needs).
+SPEED_FP32_LAYERS = 1
+
+
 def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[], object]:
     from ..deploy.export import export_onnx, fold_batchnorm
 
@@ -153,17 +160,30 @@ def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[
         export_onnx(model, fp32, example_size=x.shape[-1])
     if path == "onnxruntime":
         return _ort_runner(fp32, x)
-    if path == "int8":
-        from ..deploy.quantize import quantize_onnx
+    if path in ("int8", "openvino_int8"):
+        import onnx
 
-        int8 = tmp / "effnet-int8.onnx"
-        if not int8.exists():
-            gen = np.random.default_rng(0)
-            calib = [gen.standard_normal((4, *x.shape[1:]), dtype=np.float32) for _ in range(2)]
-            # speed only: min/max ranges from random inputs (histogram calibration needs real
-            # activations; random weights give near-zero ones)
-            quantize_onnx(fp32, int8, calib, method="minmax")
-        return _ort_runner(int8, x)
+        from ..deploy.quantize import first_convolutions, quantize_onnx
+
+        # speed only: the stem in fp32 (what `effnet bench --choose` measured it needs on the pretrained
+        # Lite0), min/max ranges from random inputs (histogram calibration needs real activations;
+        # random weights give near-zero ones)
+        keep = first_convolutions(onnx.load(str(fp32), load_external_data=False).graph, SPEED_FP32_LAYERS)
+        gen = np.random.default_rng(0)
+        calib = [gen.standard_normal((4, *x.shape[1:]), dtype=np.float32) for _ in range(2)]
+        if path == "int8":
+            int8 = tmp / "effnet-int8.onnx"
+            if not int8.exists():
+                quantize_onnx(fp32, int8, calib, method="minmax", keep_fp32=keep)
+            return _ort_runner(int8, x)
+        from ..deploy.openvino_int8 import quantize_openvino
+        from ..deploy.paths import openvino_runner
+
+        ir = tmp / "effnet-openvino-int8.xml"
+        if not ir.exists():
+            quantize_openvino(fp32, ir, np.concatenate(calib), keep)
+        run, arr = openvino_runner(ir), x.numpy()
+        return lambda: run(arr)
     raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
 
 
@@ -310,9 +330,13 @@ def _add_ratios(results: list[BenchResult]) -> None:
         if r.impl != "effnet" and r.ok:
             key = (r.model, r.batch_size, r.img_size)
             best[key] = max(best.get(key, 0.0), r.throughput)
+    ours = {(r.model, r.batch_size, r.img_size): r.throughput for r in results
+            if r.impl == "effnet" and r.path == "onnxruntime" and r.ok}
     for r in results:
-        peer = best.get((r.model, r.batch_size, r.img_size))
+        key = (r.model, r.batch_size, r.img_size)
+        peer = best.get(key)
         r.vs_best_peer = r.throughput / peer if r.ok and peer else None
+        r.vs_onnxruntime = r.throughput / ours[key] if r.ok and r.impl == "effnet" and key in ours else None
 
 
 # ----- reporting -----------------------------------------------------------------------------
@@ -349,16 +373,16 @@ def _f(value: float | None, spec: str, suffix: str = "") -> str:
 
 def bench_table(results: Sequence[BenchResult], repeats: int | None = None) -> str:
     """A fixed-width table: throughput, latency percentiles, peak memory, ratio to the best peer."""
-    head = ("model", "impl", "path", "batch", "px", "img/s", "p50 ms", "p95 ms", "peak MiB", "vs best peer")
+    head = ("model", "impl", "path", "batch", "px", "img/s", "p50 ms", "p95 ms", "peak MiB", "vs ORT fp32", "vs best peer")
     rows = [head]
     notes = []
     for r in results:
         if r.ok:
             rows.append((r.model, r.impl, r.path, str(r.batch_size), str(r.img_size), _f(r.throughput, ".1f"),
                          _f(r.p50_ms, ".2f"), _f(r.p95_ms, ".2f"), _f(r.peak_mem_mib, ".0f"),
-                         _f(r.vs_best_peer, ".2f", "x")))
+                         _f(r.vs_onnxruntime, ".2f", "x"), _f(r.vs_best_peer, ".2f", "x")))
         else:
-            rows.append((r.model, r.impl, r.path, str(r.batch_size), str(r.img_size), "-", "-", "-", "-", "-"))
+            rows.append((r.model, r.impl, r.path, str(r.batch_size), str(r.img_size), "-", "-", "-", "-", "-", "-"))
             notes.append(f"{r.model} {r.impl} {r.path} batch {r.batch_size}: {r.note}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(v.rjust(w) if i >= 3 else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip()
@@ -367,7 +391,8 @@ def bench_table(results: Sequence[BenchResult], repeats: int | None = None) -> s
     how = (f"CPU inference, random float32 input; {repeats} timed batches per row, interleaved with the "
            "other rows of its setting; " if repeats else "CPU inference, random float32 input; ")
     lines.append(how + "img/s = images / total timed wall time; p50/p95 = per-batch latency; "
-                 "peak MiB = resident memory above the start of the row; ratio = img/s / best peer img/s.")
+                 "peak MiB = resident memory above the start of the row; vs ORT fp32 = img/s / our ONNX Runtime fp32 "
+                 "model's; vs best peer = img/s / best peer img/s.")
     lines += [f"note: {n}" for n in notes]
     for r in fastest_paths(results):
         ratio = f", {r.vs_best_peer:.2f}x the best peer" if r.vs_best_peer else ""
