@@ -158,3 +158,22 @@ def test_export_refuses_openvino_int8_as_onnx_in_one_line(tiny_model, tmp_path, 
     err = capsys.readouterr().err
     assert code != 0 and "use --format openvino" in err and "Traceback" not in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_auto_writes_the_int8_ir_when_openvino_int8_is_this_machines_choice(tiny_model, tmp_path, monkeypatch,
+                                                                                  capsys):
+    pytest.importorskip("nncf")
+    pytest.importorskip("skimage")
+    monkeypatch.setenv("EFFNET_PATHS_CACHE", str(tmp_path / "paths.json"))
+    ckpt = tmp_path / "tiny.safetensors"
+    save_model(tiny_model, ckpt)
+    chosen = paths.PathReport([paths.PathResult("openvino_int8", 1, 32, median_ms=1.0, throughput=1000.0, chosen=True)],
+                              Tolerance(), 5, paths.machine())
+    paths.PathCache().put(paths.model_identity(str(ckpt)), chosen)
+    out = tmp_path / "auto.xml"
+    assert cli.main(["export", str(ckpt), "--format", "openvino", "--path", "auto", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "openvino_int8 -> openvino_int8 OpenVINO IR" in text and "INT8 by NNCF" in text
+    assert cli.main(["export", str(ckpt), "--format", "onnx", "--path", "auto", "--out", str(tmp_path / "a.onnx")]) == 0
+    text = capsys.readouterr().out
+    assert "openvino_int8 -> fp32 ONNX" in text and "--format openvino --path openvino_int8" in text

@@ -77,10 +77,8 @@ def _export_path(args: argparse.Namespace, model) -> int:
                                 check_path, model_identity)
 
     path = check_path(args.path, ("auto", "fp32", "int8", "openvino_int8", "bf16"))
-    if path == "openvino_int8" and args.format != "openvino":
-        raise ValueError("--path openvino_int8 writes OpenVINO IR: use --format openvino --out NAME.xml")
-    if path != "openvino_int8" and args.format != "onnx":
-        raise ValueError(f"--path {path} exports ONNX; got --format {args.format}")
+    if args.format == "torchscript" and path != "fp32":
+        raise ValueError(f"--path {path} exports ONNX or OpenVINO IR; got --format torchscript")
     size = getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
     if path == "auto":
         cache = PathCache()
@@ -91,10 +89,17 @@ def _export_path(args: argparse.Namespace, model) -> int:
             print(f"effnet export: no cached path for this model at batch 1, {size}px on this machine; measuring "
                   "the paths once and caching the choice", file=sys.stderr, flush=True)
         chosen, _ = cached_or_measured(model, ident, 1, size, cache)
-        path = EXPORT_OF[chosen] if chosen != "openvino_int8" else "fp32"  # ONNX asked for: the IR needs --format openvino
-        print(f"chosen path on this machine: {chosen} -> {path} ONNX")
-        if chosen in RUN_WITH:
+        if args.format == "openvino":  # OpenVINO IR: INT8 when that was the choice, else the fp32 graph
+            path = "openvino_int8" if chosen == "openvino_int8" else "fp32"
+        else:  # ONNX: the OpenVINO INT8 choice is an IR, so the fp32 graph (and how to get the IR)
+            path = EXPORT_OF[chosen] if chosen != "openvino_int8" else "fp32"
+        print(f"chosen path on this machine: {chosen} -> {path} {'OpenVINO IR' if args.format == 'openvino' else 'ONNX'}")
+        if chosen in RUN_WITH and not (chosen == "openvino_int8" and path == "openvino_int8"):
             print(f"it runs fastest in {RUN_WITH[chosen].replace('FILE', repr(args.out))}")
+    if path == "openvino_int8" and args.format != "openvino":
+        raise ValueError("--path openvino_int8 writes OpenVINO IR: use --format openvino --out NAME.xml")
+    if path in ("int8", "bf16") and args.format != "onnx":
+        raise ValueError(f"--path {path} exports ONNX; got --format {args.format}")
     if path == "bf16":
         raise ValueError(BF16_UNSUPPORTED if not bf16_supported() else
                          "ONNX Runtime's CPU kernels have no bf16 convolutions; export fp32 and run it with OpenVINO "
@@ -102,6 +107,7 @@ def _export_path(args: argparse.Namespace, model) -> int:
     if path == "fp32":
         args.path = None
         return run(args)
+    args.path = path
     return _export_int8(args, model, size)
 
 
