@@ -10,7 +10,7 @@ from effnet.train import TrainConfig
 def test_recipe_keys_are_left_to_the_run_and_the_rest_are_the_papers():
     cfg = TrainConfig()
     assert cfg.recipe == "auto" and all(getattr(cfg, k) is None for k in cfg.undecided())
-    assert set(cfg.undecided()) == {"optimizer", "lr_per_256", "head_lr_scale", "schedule", "warmup_epochs",
+    assert set(cfg.undecided()) == {"batch_size", "optimizer", "lr_per_256", "head_lr_scale", "schedule", "warmup_epochs",
                                     "label_smoothing", "drop_path_rate", "bn_momentum", "bn_mode", "head_init",
                                     "ema_decay", "augment", "crop_scale"}
     assert (cfg.rmsprop_decay, cfg.momentum, cfg.rmsprop_eps) == (0.9, 0.9, 1e-3)

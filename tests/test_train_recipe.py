@@ -104,3 +104,21 @@ def test_recipe_short_fixes_the_studies_proxy_values_whatever_the_length():
         SHORT_FIXED["optimizer"], SHORT_FIXED["schedule"], SHORT_FIXED["lr"], SHORT_FIXED["ema"],
         SHORT_FIXED["bn_momentum"], SHORT_FIXED["label_smoothing"], SHORT_FIXED["drop_path_rate"])
     assert c.head_init == "zero" and c.augment == "none"
+
+
+def test_a_short_fine_tune_takes_a_smaller_batch_and_crops_that_keep_the_object():
+    cfg = TrainConfig(epochs=2, pretrained="true")
+    # 1,758 training images: 27 steps per epoch at batch 64, 54 at 32
+    short = decide(cfg, steps_per_epoch=steps_per_epoch(1758, 64), num_classes=4, img_size=128, train_images=1758)
+    assert short.cfg.batch_size == 32 and short.total_steps == 2 * steps_per_epoch(1758, 32)
+    assert "fewer than 200" in short.decisions["batch_size"][1]
+    assert short.cfg.crop_scale == 0.5 and "keep a small object in view" in short.decisions["crop_scale"][1]
+    # the length-tied values follow the steps the run will really take
+    assert short.cfg.ema_decay == pytest.approx(1 - 1 / (0.1 * short.total_steps), abs=1e-6)
+    long = decide(TrainConfig(epochs=30, pretrained="true"), steps_per_epoch=steps_per_epoch(1758, 64), num_classes=4,
+                  img_size=128, train_images=1758)
+    assert long.cfg.batch_size == 64 and long.decisions["batch_size"][1] == "the default"
+    kept = decide(TrainConfig(epochs=2, pretrained="true", batch_size=64), steps_per_epoch=27, num_classes=4)
+    assert kept.cfg.batch_size == 64 and kept.decisions["batch_size"] == (64, "set")
+    scratch = decide(TrainConfig(epochs=2), steps_per_epoch=27, num_classes=4, img_size=128)
+    assert scratch.cfg.batch_size == 64 and scratch.cfg.crop_scale < 0.5  # from scratch: the paper's crops, scaled

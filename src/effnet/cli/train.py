@@ -42,7 +42,8 @@ def _add_train_options(p: argparse.ArgumentParser, *, model_flag: bool) -> None:
     p.add_argument("--task", help="labelling of the data set (elpv: defect4 as 'default', or 'binary'; default: 'default')")
     p.add_argument("--img-size", type=int, help="training resolution (default: the variant's)")
     p.add_argument("--epochs", type=int, help="training epochs (default 350, the paper's; a short run's recipe is sized to it)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default 64)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default: decided, 64; a fine-tune shorter than 200 "
+                   "steps at 64 takes 32)")
     p.add_argument("--lr", type=float, help="peak learning rate (default lr_per_256 x batch/256; lr_per_256 "
                                             "is decided by the recipe)")
     p.add_argument("--seed", type=int, help="seed of initialisation, data order and split (default 0)")

@@ -35,6 +35,10 @@ AUGMENT_CHOICES = ("autoaugment", "randaugment", "none")
 RECORD_KEYS = ("decisions",)
 
 
+#: The global batch when the recipe does not decide a smaller one (``effnet.train.recipe.decide``).
+DEFAULT_BATCH = 64
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run. Saved as ``config.yaml``/``config.json`` in the run dir."""
@@ -57,7 +61,7 @@ class TrainConfig:
     recipe: str = "auto"  # "auto": decide the None keys from the run; "short": fixed short-run values; "paper": the paper's
     epochs: int = 350
     max_steps: int | None = None  # stop early after this many optimizer steps
-    batch_size: int = 64  # global batch (split across processes in distributed runs)
+    batch_size: int | None = None  # global batch (split across processes); None: decided (effnet.train.recipe)
     eval_batch_size: int = 64
     optimizer: str | None = None
     lr: float | None = None  # None: lr_per_256 * batch_size / 256
@@ -115,12 +119,12 @@ class TrainConfig:
             object.__setattr__(self, "pretrained", "true")
         _choice("amp", self.amp, AMP_MODES)
         _choice("device", self.device, DEVICES)
-        for name in ("epochs", "batch_size", "eval_batch_size", "in_chans", "keep_checkpoints",
+        for name in ("epochs", "eval_batch_size", "in_chans", "keep_checkpoints",
                      "log_every_steps"):
             _at_least(name, getattr(self, name), 1)
         for name in ("freeze_stages", "workers", "checkpoint_every_steps", "seed"):
             _at_least(name, getattr(self, name), 0)
-        for name in ("max_steps", "img_size", "limit_per_class", "threads"):
+        for name in ("max_steps", "img_size", "limit_per_class", "threads", "batch_size"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
         for name in ("decay_epochs", "rmsprop_eps"):
@@ -232,7 +236,11 @@ class TrainConfig:
         """The recipe keys still ``None`` (decided by ``effnet.train.recipe.decide``)."""
         from .recipe import DECIDED_KEYS
 
-        return [k for k in DECIDED_KEYS if getattr(self, k) is None]
+        return [k for k in ("batch_size", *DECIDED_KEYS) if getattr(self, k) is None]
+
+    def batch(self) -> int:
+        """The global batch: ``batch_size``, or :data:`DEFAULT_BATCH` while the recipe has not decided it."""
+        return self.batch_size if self.batch_size is not None else DEFAULT_BATCH
 
     def peak_lr(self) -> float:
         """The learning rate after warm-up: ``lr``, or ``lr_per_256`` per 256 images of the global batch."""
@@ -240,7 +248,7 @@ class TrainConfig:
             return self.lr
         if self.lr_per_256 is None:
             raise ValueError("lr_per_256 is undecided: resolve the recipe first (effnet.train.recipe.decide)")
-        return self.lr_per_256 * self.batch_size / 256.0
+        return self.lr_per_256 * self.batch() / 256.0
 
 
 # ----- parsing helpers ---------------------------------------------------------------------

@@ -63,9 +63,9 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
                 "img_size": img_size, "max_steps": max_steps}
     settings.update(overrides)
     cfg = replace(base, **settings)
-    recipe = decide(cfg, steps_per_epoch=steps_per_epoch(len(splits.train), cfg.batch_size),
+    recipe = decide(cfg, steps_per_epoch=steps_per_epoch(len(splits.train), cfg.batch()),
                     num_classes=splits.num_classes, img_size=img_size, fine_tune=cfg.pretrained is not None,
-                    stats=input_stats)
+                    stats=input_stats, train_images=len(splits.train))
     cfg = recipe.cfg
     if model is None:
         # built after the recipe so that its model settings (BatchNorm, dropout, ...) take effect

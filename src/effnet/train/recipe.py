@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from .config import TrainConfig
+from .config import DEFAULT_BATCH, TrainConfig
 
 #: The paper's values of every key the recipe decides.
 PAPER: Mapping[str, Any] = {
@@ -60,6 +60,11 @@ BN_MOMENTUM_MAX = 0.1
 PAPER_CROP_SIZE = 224  # the resolution the paper's 8% smallest crop was set at
 FINETUNE_LR_PER_256 = 0.004
 FINETUNE_HEAD_LR_SCALE = 10.0
+#: A fine-tune shorter than this many steps at :data:`DEFAULT_BATCH` trains at :data:`FINETUNE_SHORT_BATCH`.
+FINETUNE_MIN_STEPS = 200
+FINETUNE_SHORT_BATCH = 32
+#: Fine-tuning's smallest crop, as a fraction of the image's area.
+FINETUNE_CROP_SCALE = 0.5
 #: Normalised input statistics beyond these count as a domain unlike the checkpoint's.
 SHIFT_MEAN = 0.5
 SHIFT_STD = (0.5, 2.0)
@@ -147,12 +152,15 @@ def regime_of(cfg: TrainConfig, steps: int, fine_tune: bool) -> tuple[str, str]:
 
 
 def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size: int | None = None,
-           fine_tune: bool | None = None, stats: InputStats | None = None) -> Recipe:
-    """Fill the recipe keys ``cfg`` leaves ``None`` for a run of ``steps_per_epoch`` steps per epoch.
+           fine_tune: bool | None = None, stats: InputStats | None = None, train_images: int | None = None,
+           world_size: int = 1) -> Recipe:
+    """Fill the recipe keys ``cfg`` leaves ``None`` for a run of ``steps_per_epoch`` steps per epoch
+    (at ``cfg``'s batch, or :data:`DEFAULT_BATCH` when the batch is undecided).
 
     ``fine_tune`` defaults to whether ``cfg.pretrained`` is set; ``stats`` (from
     :func:`input_statistics`) lets the augmentation and, when fine-tuning, the BatchNorm mode
     follow the data; without it the images count as colour photographs like ImageNet's.
+    ``train_images`` (and ``world_size``) give the exact step count when the batch is decided here.
     """
     if steps_per_epoch < 1:
         raise ValueError("an epoch must have at least one optimizer step (is the data set smaller than a batch?)")
@@ -165,6 +173,19 @@ def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size
 
     def pick(key: str, value: Any, why: str) -> None:
         chosen[key] = (value, why)
+
+    batch_decision = None
+    if cfg.batch_size is None:
+        batch, why = DEFAULT_BATCH, "the default"
+        if regime == "fine-tune" and steps < FINETUNE_MIN_STEPS:
+            batch = FINETUNE_SHORT_BATCH
+            why = (f"a short fine-tune: {steps} steps at batch {DEFAULT_BATCH}, fewer than {FINETUNE_MIN_STEPS}; "
+                   f"batch {batch} doubles the updates (on small data a short run is short of steps, not of images per "
+                   "step)")
+            steps_per_epoch = (_epoch_steps(train_images, batch, world_size) if train_images
+                               else steps_per_epoch * DEFAULT_BATCH // batch)
+            steps = total_steps(replace(cfg, batch_size=batch), max(steps_per_epoch, 1))
+        batch_decision = (batch, why)
 
     paper = regime == "paper"
     # --- optimizer and schedule -------------------------------------------------------------
@@ -218,9 +239,15 @@ def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size
         from ..data.transforms import crop_scale_for
 
         crop = round(crop_scale_for(size), 4)
-        pick("crop_scale", crop,
-             "the paper's 8%" if crop == PAPER["crop_scale"]
-             else f"the paper's 8% at {PAPER_CROP_SIZE} px, scaled to {size} px so a crop keeps detail")
+        if regime == "fine-tune":
+            crop = max(crop, FINETUNE_CROP_SCALE)
+            pick("crop_scale", crop, f"fine-tuning: crops of {crop:.0%} to 100% of the image keep a small object in view; "
+                                     "the pretrained features already span scales, and the paper's 8% is a "
+                                     "from-scratch ImageNet augmentation")
+        else:
+            pick("crop_scale", crop,
+                 "the paper's 8%" if crop == PAPER["crop_scale"]
+                 else f"the paper's 8% at {PAPER_CROP_SIZE} px, scaled to {size} px so a crop keeps detail")
 
     # --- classifier, BatchNorm mode, augmentation ------------------------------------------
     if forced or (paper and num_classes == 1000):
@@ -258,6 +285,11 @@ def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size
         pick("augment", "none", fixed)
     decisions = {}
     updates = {}
+    if batch_decision is not None:
+        updates["batch_size"] = batch_decision[0]
+        decisions["batch_size"] = batch_decision
+    else:
+        decisions["batch_size"] = (cfg.batch_size, "set")
     if cfg.recipe == "short":
         if cfg.lr is None:
             updates["lr"] = SHORT_FIXED["lr"]
@@ -286,6 +318,9 @@ def steps_per_epoch(train_images: int, batch_size: int, world_size: int = 1) -> 
     per_rank = math.ceil(train_images / world_size)
     per_rank_batch = min(batch_size // world_size, per_rank)
     return per_rank // max(per_rank_batch, 1)
+
+
+_epoch_steps = steps_per_epoch  # for decide(), whose argument of that name hides it
 
 
 def describe(recipe: Recipe) -> list[str]:

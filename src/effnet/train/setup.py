@@ -101,14 +101,14 @@ def prepare(cfg: TrainConfig, splits=None, *, world_size: int = 1) -> Prepared:
     if loaded_here:
         splits = load_data(replace(cfg, augment=cfg.augment or "none"), preprocessing, img_size)
     class_names = list(splits.class_names)
-    steps = steps_per_epoch(len(splits.train), cfg.batch_size, world_size)
+    steps = steps_per_epoch(len(splits.train), cfg.batch(), world_size)
     stats = None
     if cfg.undecided() and ({"augment", "bn_mode"} & set(cfg.undecided())):
         sample = splits.val if len(splits.val) else splits.test if len(splits.test) else None
         if sample is not None:
             stats = input_statistics(sample, preprocessing.mean, preprocessing.std)
     recipe = decide(cfg, steps_per_epoch=max(steps, 1), num_classes=len(class_names), img_size=img_size,
-                    stats=stats)
+                    stats=stats, train_images=len(splits.train), world_size=world_size)
     cfg = recipe.cfg
     if loaded_here and hasattr(splits.train, "transform"):
         from ..data import make_transforms

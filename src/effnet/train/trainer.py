@@ -45,10 +45,16 @@ class Trainer:
         self.amp_dtype = autocast_dtype(cfg.amp, device)
 
         world = self.info.world_size
-        if cfg.batch_size % world:
-            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {world} processes")
         if len(train_set) == 0:
             raise ValueError("the training set is empty")
+        if cfg.batch_size is None:  # the recipe decides the batch (and with it the rest)
+            from .recipe import decide, steps_per_epoch
+
+            cfg = decide(cfg, steps_per_epoch=max(steps_per_epoch(len(train_set), cfg.batch(), world), 1),
+                         num_classes=getattr(model, "num_classes", 0), train_images=len(train_set),
+                         world_size=world).cfg
+        if cfg.batch_size % world:
+            raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the {world} processes")
         self.train_set = SeededDataset(train_set, cfg.seed)
         self.sampler = ResumableSampler(self.train_set, num_replicas=world, rank=self.info.rank, seed=cfg.seed)
         # a data set smaller than one batch trains on all of it per step
