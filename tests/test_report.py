@@ -237,3 +237,23 @@ def test_the_first_screen_shows_each_runs_result_and_each_studys_verdict(results
     assert "Compound 4x is best" in first and "Highest mean: alpha 1.2" in first
     assert CONFIG_MARK not in first
     assert CONFIG_MARK not in seen["all"]  # folded: not rendered until opened
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (scripts/ensure_chromium.sh installs it)")
+def test_the_first_screen_shows_a_transfer_studys_verdict_and_its_plot_loads(tmp_path):
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    study = tmp_path / "transfer-elpv"
+    study.mkdir()
+    shutil.copyfile(docs / "transfer-elpv.json", study / "transfer.json")  # a real study's result
+    shutil.copyfile(docs / "transfer-elpv.png", study / "transfer.png")
+    verdict = json.loads((study / "transfer.json").read_text())["verdict"]
+    page = write_report([study], tmp_path / "report.html")
+    first_screen = ("(()=>{const w=document.createTreeWalker(document.body,NodeFilter.SHOW_TEXT);const out=[];"
+                    "let n;while((n=w.nextNode())){const r=document.createRange();r.selectNodeContents(n);"
+                    "const b=r.getBoundingClientRect();if(b.height>0&&b.top<window.innerHeight)out.push(n.textContent);}"
+                    "return {first:out.join(' '),images:[...document.images].map(i=>[i.complete,i.naturalWidth])};})()")
+    seen = _chromium(page, _SHOW % first_screen, tmp_path)
+    first = " ".join(seen["first"].split())
+    opening = " ".join(verdict.split()[:30])
+    assert "95% CI" in opening and opening in first  # the verdict's opening, with its interval, without scrolling
+    assert seen["images"] and all(done and width > 0 for done, width in seen["images"])
