@@ -38,7 +38,7 @@ from . import plots
 from .engine import PlannedStudy
 from .runner import StudyOptions, check_float
 from .storage import redact
-from .study import Candidate, StudyConfig, analyse, control_pair, open_study, run_record, run_study, write_json
+from .study import Candidate, StudyConfig, analyse, control_pair, run_record, run_study, write_json
 from .tables import Column, fixed, millions, plain, write_tables
 
 KIND = "compound-scaling grid search"

@@ -10,7 +10,7 @@ too (``quick_train(..., predictions=True)``) so that studies compare candidates 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..arch import Network
