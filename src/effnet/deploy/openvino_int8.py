@@ -4,13 +4,15 @@ The fp32 ONNX export is converted to OpenVINO at a static input shape (one image
 resolution) before quantising. Read with dynamic shapes, the ONNX importer leaves the depthwise
 weights behind a shape computation (``ShapeOf`` -> ``Reshape``), and OpenVINO's CPU plugin then runs
 every depthwise convolution in fp32 with a reorder around it: measured on the pretrained
-EfficientNet-Lite0 at 224 px on a 2-core AMX Xeon, 1.59x the fp32 ONNX Runtime model at batch 8
-from the dynamic graph, 2.85x from the static one. The saved model still takes any batch size and
+EfficientNet-Lite0 at 224 px on a 2-core AMX Xeon, 1.65x the fp32 ONNX Runtime model at batch 8
+from the dynamic graph, 2.85x from the static one (``benchmarks/openvino_int8_choices.py``,
+``benchmarks/results/openvino-int8-choices.json``). The saved model still takes any batch size and
 resolution (:func:`effnet.deploy.paths.openvino_runner` reshapes it per input shape).
 
 NNCF inserts FakeQuantize operators with ranges calibrated on the given images and corrects each
-layer's bias for the shift INT8 brings (full bias correction: on that Lite0 it raised top-1
-agreement with fp32 on the sample-photo views from 82% to 89% against NNCF's fast variant).
+layer's bias for the shift INT8 brings (full bias correction: on that Lite0, every convolution
+INT8, top-1 agreement with fp32 on the 56 sample-photo views was 91% against 82% with NNCF's fast
+variant, in the same record).
 Convolutions named in ``keep_fp32`` (ONNX node names, as
 :func:`effnet.deploy.quantize.early_convolutions` gives them) are left in fp32.
 
