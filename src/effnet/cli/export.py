@@ -119,7 +119,7 @@ def _export_int8(args: argparse.Namespace, model, size: int) -> int:
 
     import numpy as np
 
-    from ..deploy.paths import (LADDER_VIEWS, Tolerance, build_runner, int8_kept, labelled_arrays, ladder_text,
+    from ..deploy.paths import (Tolerance, build_runner, int8_kept, labelled_arrays, ladder_text, ladder_views,
                                 photo_views, predict_top1)
 
     if args.data:
@@ -127,14 +127,13 @@ def _export_int8(args: argparse.Namespace, model, size: int) -> int:
         what = f"{len(calib)} training images of {args.data}"
     else:
         calib, held, labels = photo_views(model, size, calibration=True), photo_views(model, size), None
-        ladder = photo_views(model, size, count=LADDER_VIEWS, seed=1, ladder=True)
+        ladder = ladder_views(model, size)
         what = f"{len(calib)} augmented views of scikit-image's sample photos"
     out = Path(args.out)
     if args.path == "openvino_int8" and out.suffix != ".xml":
         raise ValueError(f"OpenVINO IR is written as NAME.xml (with NAME.bin beside it); got {out.name}")
     with tempfile.TemporaryDirectory() as tmp:
-        tol = Tolerance()  # the chooser's INT8 tolerance: agreement on photos, or at most 1 point changed
-        target = 1 - tol.int8_max_drop_points / 100 if args.data else tol.int8_min_agreement
+        target = Tolerance().ladder_target(labelled=bool(args.data))  # the chooser's INT8 tolerance
         run = build_runner(model, args.path, Path(tmp), calib, validation=ladder, target=target)
         made = Path(run.int8["file"])
         if args.path == "int8":
@@ -150,7 +149,7 @@ def _export_int8(args: argparse.Namespace, model, size: int) -> int:
         kept = int8_kept(run.int8)
         engine = "OpenVINO IR, INT8 by NNCF" if args.path == "openvino_int8" else "ONNX INT8, static QDQ"
         print(f"wrote {out} ({engine}, calibrated on {what}; {kept}, measured on {run.int8['ladder_images']} other "
-              "images: {ladder_text(run.int8)}; any batch size and resolution)")
+              f"images: {ladder_text(run.int8)}; any batch size and resolution)")
         if args.no_verify:
             return 0
         ref = predict_top1(build_runner(model, "eager", Path(tmp)), held)

@@ -103,6 +103,11 @@ class Tolerance:
             return f"held-out accuracy {delta_points:+.2f} points, beyond -{limit:g}"
         return ""
 
+    def ladder_target(self, labelled: bool) -> float:
+        """The agreement :func:`int8_ladder` asks of INT8: the photo tolerance, or with labelled data
+        the agreement at which at most ``int8_max_drop_points`` of accuracy can change."""
+        return 1 - self.int8_max_drop_points / 100 if labelled else self.int8_min_agreement
+
 
 @dataclass
 class PathResult:
@@ -250,6 +255,11 @@ def photo_views(model: nn.Module, img_size: int, calibration: bool = False, coun
     return torch.stack(views).numpy()
 
 
+def ladder_views(model: nn.Module, img_size: int) -> np.ndarray:
+    """The photo views :func:`int8_ladder` measures on when there is no data of the user's."""
+    return photo_views(model, img_size, count=LADDER_VIEWS, seed=1, ladder=True)
+
+
 # ----- runners -------------------------------------------------------------------------------
 
 Runner = Callable[[np.ndarray], np.ndarray]  # float32 NCHW batch -> logits
@@ -352,7 +362,7 @@ def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.nda
         return openvino_runner(fp32, bf16=path == "openvino_bf16")
     if calibration is None or len(calibration) == 0:
         raise EffnetError("INT8 needs calibration images")
-    return int8_ladder(lambda stride: _int8_at(path, fp32, Path(workdir), calibration, stride, model),
+    return int8_ladder(lambda layers: _int8_at(path, fp32, Path(workdir), calibration, layers, model),
                        onnx_runner(fp32), calibration[:LADDER_VIEWS] if validation is None else validation,
                        target=LADDER_AGREEMENT if target is None else target)
 
@@ -423,14 +433,11 @@ def _int8_at(path: str, fp32: Path, workdir: Path, calibration: np.ndarray, laye
 ORT_CALIBRATION_IMAGES = 64
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, float_stride: int = 4,
-                  keep_fp32: Sequence[str] | None = None) -> str:
+def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, keep_fp32: Sequence[str] = ()) -> str:
     """INT8 QDQ model of ``fp32`` at ``out``, calibrated on the first :data:`ORT_CALIBRATION_IMAGES`
-    of ``calibration``: percentile ranges as
-    ``effnet quantize``, or min/max where the activations are too uniform for percentile's histogram
-    (an untrained model's); convolutions at output stride ``float_stride`` or finer stay fp32, or
-    those named in ``keep_fp32``.
-    Returns the method used; ONNX Runtime's progress lines are swallowed."""
+    of ``calibration``: percentile ranges as ``effnet quantize``, or min/max where the activations
+    are too uniform for percentile's histogram (an untrained model's); the convolutions named in
+    ``keep_fp32`` stay fp32. Returns the method used; ONNX Runtime's progress lines are swallowed."""
     import contextlib
     import io
 
@@ -440,10 +447,10 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, float_stride: 
     batches = lambda: [calibration[i:i + 16] for i in range(0, len(calibration), 16)]  # noqa: E731
     with contextlib.redirect_stdout(io.StringIO()):
         try:
-            quantize_onnx(fp32, out, batches(), method="percentile", float_stride=float_stride, keep_fp32=keep_fp32)
+            quantize_onnx(fp32, out, batches(), method="percentile", keep_fp32=keep_fp32)
             return "percentile"
         except ValueError:
-            quantize_onnx(fp32, out, batches(), method="minmax", float_stride=float_stride, keep_fp32=keep_fp32)
+            quantize_onnx(fp32, out, batches(), method="minmax", keep_fp32=keep_fp32)
             return "minmax"
 
 
@@ -582,9 +589,8 @@ def _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats,
                     calibration = heldout[0][:CALIBRATION_IMAGES]
                     calibration_name = f"{len(calibration)} of the held-out images"
             if validation is None and photos:
-                validation = photo_views(model, size, count=LADDER_VIEWS, seed=1, ladder=True)
-            ladder_target = tolerance.int8_min_agreement if photos and heldout is None else \
-                1 - tolerance.int8_max_drop_points / 100
+                validation = ladder_views(model, size)
+            ladder_target = tolerance.ladder_target(labelled=heldout is not None or not photos)
             report.calibration = calibration_name or f"{len(calibration)} given images"
         runners: dict[str, Runner] = {}
         skipped: dict[str, str] = {}
