@@ -110,6 +110,8 @@ def main() -> None:
     p.add_argument("--folders", default=",".join(FOLDERS))
     p.add_argument("--epochs", default="2", help="comma-separated budgets")
     p.add_argument("--seeds", default="0,1")
+    p.add_argument("--lrs", default=",".join(f"{lr:g}" for lr in TEXTBOOK_LRS),
+                   help="the textbook loop's peak rates (default: %(default)s)")
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--work", default=None, help="where runs and per-run JSONs go (default SUITE/work)")
     p.add_argument("--out", required=True)
@@ -117,13 +119,14 @@ def main() -> None:
     suite = Path(args.suite)
     work = Path(args.work or suite / "work")
     (work / "runs").mkdir(parents=True, exist_ok=True)
+    lrs = [float(lr) for lr in args.lrs.split(",")]
     cells = []
     for epochs in [int(e) for e in args.epochs.split(",")]:
         for folder in args.folders.split(","):
             data, size = FOLDERS[folder]
             data = str(suite / data) if (suite / data).exists() else data
             for seed in [int(s) for s in args.seeds.split(",")]:
-                for kind, lr in [("effnet", None)] + [("textbook", lr) for lr in TEXTBOOK_LRS]:
+                for kind, lr in [("effnet", None)] + [("textbook", lr) for lr in lrs]:
                     r = run_cell(kind, folder, data, size, epochs, seed, lr, work, args.model)
                     r.update(folder=folder, kind=kind)
                     cells.append(r)
@@ -137,7 +140,7 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     result = {"kind": "effnet.finetune-suite", "model": args.model, "cpu": cpu, "torch": torch.__version__,
-              "textbook_lrs": list(TEXTBOOK_LRS), "rows": rows,
+              "textbook_lrs": lrs, "rows": rows,
               "runs": [{k: c[k] for k in ("folder", "epochs", "seed", "method", "lr", "top1", "correct", "wall_s")
                         if k in c} for c in cells]}
     Path(args.out).write_text(json.dumps(result) + "\n")
