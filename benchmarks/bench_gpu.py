@@ -243,6 +243,20 @@ def training_configs(device: torch.device, size: int, batch: int):
     return configs, batches
 
 
+def scan(device: torch.device, size: int, batch: int, clock: Clock, rounds: int, iters: int, warmup: int,
+         log: Callable[[str], None]) -> dict:
+    """Ours, training fp32 against bf16 (channels_last) at the batch and twice it: where autocast pays."""
+    configs, batches = {}, {}
+    for b in (batch, 2 * batch):
+        x = torch.randn(b, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 1000, (b,), device=device)
+        for label, dtype in (("fp32", None), ("bf16", torch.bfloat16 if device.type == "cuda" else None)):
+            model = build("effnet").to(device).to(memory_format=torch.channels_last)
+            configs[f"effnet, {label} channels_last, batch {b}"] = train_step(model, x, y, dtype, device)
+            batches[f"effnet, {label} channels_last, batch {b}"] = b
+    return interleaved(configs, batches, clock, rounds, iters, warmup, log)
+
+
 def trainer_vs_loop(device: torch.device, size: int, batch: int, steps: int, warmup: int) -> dict:
     """effnet's Trainer at the CUDA settings it picks, against the plain loop at the same settings."""
     from torch.utils.data import Dataset
@@ -255,30 +269,36 @@ def trainer_vs_loop(device: torch.device, size: int, batch: int, steps: int, war
     fast = choose_training_settings(size, device.type)
 
     class Images(Dataset):
-        def __init__(self, n: int) -> None:
+        def __init__(self, n: int) -> None:  # n items drawn from 256 distinct random images
             g = torch.Generator().manual_seed(0)
-            self.x = torch.randn(n, 3, size, size, generator=g)
-            self.y = torch.randint(0, 1000, (n,), generator=g).tolist()
+            self.n = n
+            self.x = torch.randn(256, 3, size, size, generator=g)
+            self.y = torch.randint(0, 1000, (256,), generator=g).tolist()
 
         def __len__(self) -> int:
-            return len(self.y)
+            return self.n
 
         def __getitem__(self, i: int):
-            return self.x[i], self.y[i]
+            return self.x[i % 256], self.y[i % 256]
 
     n_steps = steps + warmup
-    cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0, channels_last=fast.channels_last, amp=fast.amp,
-                      device=device.type, workers=4 if device.type == "cuda" else 0)
-    trainer = Trainer(cfg, build("effnet"), Images(batch * n_steps), device=device)
     clock = Clock(device)
-    marks = []
-    for step in trainer.train_epoch():
+
+    def images_per_s(ema: bool) -> float:
+        cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0, channels_last=fast.channels_last,
+                          amp=fast.amp, device=device.type, workers=4 if device.type == "cuda" else 0, ema=ema)
+        trainer = Trainer(cfg, build("effnet"), Images(batch * n_steps), device=device)
+        start = time.perf_counter()
+        for step in trainer.train_epoch():  # no wait per step: the loop's own reads are what is timed
+            if step == warmup:
+                clock.sync()
+                start = time.perf_counter()
+            if step >= n_steps:
+                break
         clock.sync()
-        marks.append(time.perf_counter())
-        if step >= n_steps:
-            break
-    timed = [b - a for a, b in zip(marks[warmup - 1:], marks[warmup:])] if warmup else []
-    trainer_ips = batch * len(timed) / sum(timed)
+        return batch * (n_steps - warmup) / (time.perf_counter() - start)
+
+    trainer_ips, trainer_no_ema_ips = images_per_s(True), images_per_s(False)
     dtype = autocast_dtype(fast.amp, device)
     model = build("effnet").to(device)
     x = torch.randn(batch, 3, size, size, device=device)
@@ -289,8 +309,9 @@ def trainer_vs_loop(device: torch.device, size: int, batch: int, steps: int, war
         step_fn()
     loop_s = clock.time(step_fn, steps)
     return {"settings": {"amp": fast.amp, "channels_last": fast.channels_last, "reasons": list(fast.reasons)},
-            "trainer_images_per_s": trainer_ips, "plain_loop_images_per_s": batch / loop_s,
-            "trainer_over_loop": trainer_ips * loop_s / batch, "steps_timed": len(timed), "batch": batch}
+            "trainer_images_per_s": trainer_ips, "trainer_no_ema_images_per_s": trainer_no_ema_ips,
+            "plain_loop_images_per_s": batch / loop_s, "trainer_over_loop": trainer_ips * loop_s / batch,
+            "steps_timed": steps, "batch": batch}
 
 
 def compiled(device: torch.device, size: int, infer_batch: int, train_batch: int, clock: Clock, rounds: int,
@@ -376,6 +397,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches per configuration (default 3)")
     parser.add_argument("--trainer-steps", type=int, default=30, help="timed steps of effnet's Trainer (default 30)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile part")
+    parser.add_argument("--parts", default="correctness,inference,training,trainer,compile",
+                        help="comma-separated parts to run (also: scan, training at two batches; default: %(default)s)")
+    parser.add_argument("--stem", default="gpu-bench", help="name of the written .json and .md (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="folder for gpu-bench.json and gpu-bench.md")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -392,9 +416,15 @@ def main() -> int:
     report: dict = {"environment": environment(device), "settings": {k: str(v) for k, v in vars(args).items()}}
 
     def save() -> None:
-        (args.out / "gpu-bench.json").write_text(json.dumps(report, indent=1))
+        (args.out / f"{args.stem}.json").write_text(json.dumps(report, indent=1))
+
+    parts = set(args.parts.split(","))
+    if args.no_compile:
+        parts.discard("compile")
 
     def part(name: str, fn: Callable[[], object]) -> None:
+        if name not in parts:
+            return
         log(f"{name} ...")
         begin = time.perf_counter()
         try:
@@ -407,7 +437,7 @@ def main() -> int:
 
     log(json.dumps(report["environment"]))
     part("correctness", lambda: correctness(device, args.size))
-    models = {lib: m for lib in LIBRARIES if (m := build(lib)) is not None}
+    models = {lib: m for lib in LIBRARIES if (m := build(lib)) is not None} if "inference" in parts else {}
 
     def inference() -> dict:
         out = {}
@@ -424,8 +454,9 @@ def main() -> int:
 
     part("training", training)
     part("trainer", lambda: trainer_vs_loop(device, args.size, args.train_batch, args.trainer_steps, args.warmup))
-    if not args.no_compile:
-        part("compile", lambda: compiled(device, args.size, args.infer_batch, args.train_batch, clock, args.rounds,
+    part("scan", lambda: scan(device, args.size, args.train_batch, clock, args.rounds, max(1, args.iters // 2),
+                              args.warmup, log))
+    part("compile", lambda: compiled(device, args.size, args.infer_batch, args.train_batch, clock, args.rounds,
                                          args.iters, args.warmup, log))
 
     md = [f"# B0 on {report['environment'].get('gpu', args.device)}", "", json.dumps(report["environment"]), ""]
@@ -443,7 +474,7 @@ def main() -> int:
             md += [f"## torch.compile, {key} (bf16 channels_last)", ""] + table(comp[key], "effnet eager") + [""]
         md += [f"compile time: inference {comp['inference_compile_s']:.0f} s, "
                f"training {comp['training_compile_s']:.0f} s", ""]
-    (args.out / "gpu-bench.md").write_text("\n".join(md))
+    (args.out / f"{args.stem}.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0
 
