@@ -11,6 +11,8 @@ from typing import Sequence
 
 from .arch import Network, get_network
 from .nn import EfficientNet, build
+from .weights import load_state, resolve_pretrained
+from .weights.io import checkpoint_file, is_safetensors, read_description, read_effnet_metadata
 from .weights.meta import Preprocessing
 
 
@@ -20,8 +22,6 @@ def resolve_description(model: str | Path | Network) -> Network:
         return model
     text = str(model)
     if text.endswith(".safetensors") or (not text.endswith(".json") and Path(text).is_file()):
-        from .weights.io import is_safetensors, read_description
-
         if text.endswith(".safetensors") or is_safetensors(text):
             return read_description(text)  # the description stored in the checkpoint's metadata
     if text.endswith(".json") or Path(text).is_file():
@@ -47,8 +47,6 @@ def load_model(spec: str | Path | Network, *, pretrained: bool | str | Path = Fa
     text = str(spec)
     path = Path(text).expanduser()
     if path.exists() and path.suffix.lower() != ".json":
-        from .weights.io import checkpoint_file, read_effnet_metadata
-
         path = checkpoint_file(path)  # a run folder: its best weights
         if pretrained:
             raise ValueError(f"pretrained weights apply to model names; {text} is a checkpoint and already has weights")
@@ -93,8 +91,6 @@ def create_model(
     preprocessing = default_preprocessing(desc)
     state = None
     if pretrained:
-        from .weights import resolve_pretrained
-
         loaded = resolve_pretrained(desc, pretrained)
         desc = loaded.desc
         state = loaded.state_dict
@@ -115,8 +111,6 @@ def create_model(
         out_indices=out_indices,
     )
     if state is not None:
-        from .weights import load_state
-
         load_state(model, state, source=loaded.source)  # adapts a 3-channel stem to in_chans; skips the head when features_only
         if num_classes is not None and num_classes != desc.num_classes and not features_only:
             model.reset_classifier(num_classes)

@@ -27,8 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..deploy.runtime import time_interleaved
-from .bench_names import PATHS, PEERS  # our paths and the peers, torch-free for the command line
+from ..deploy.export import export_onnx, fold_batchnorm
+from ..deploy.loading import load_model_arg
+from ..deploy.names import PATHS, PEERS
+from ..deploy.openvino_int8 import quantize_openvino
+from ..deploy.peers import export_peer_onnx, peer_model
+from ..deploy.quantize import first_convolutions, quantize_onnx
+from ..deploy.runtime import check_timing_args, cpu_cores, openvino_runner, ort_session, run_session, time_interleaved
+from ..train import fastpath
 
 PEER_PATHS = ("eager", "onnxruntime")
 PATH_LABELS = {
@@ -108,21 +114,9 @@ def _torch_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
 
 def _ort_runner(path: Path, x: torch.Tensor) -> Callable[[], object]:
-    from ..deploy.runtime import ort_session, run_session
-
     session = ort_session(path)
     arr = x.numpy()
     return lambda: run_session(session, arr)
-
-
-def _export_plain(model: nn.Module, path: Path, x: torch.Tensor) -> None:
-    """Export a peer's model as it is (ONNX Runtime folds its BatchNorm itself)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x[:1],), str(path), dynamo=False, opset_version=17, input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}})
 
 
 #: Convolutions kept fp32 by the speed-only INT8 rows (``effnet bench --choose`` measures how many a
@@ -131,17 +125,13 @@ SPEED_FP32_LAYERS = 1
 
 
 def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[], object]:
-    from ..deploy.export import export_onnx, fold_batchnorm
-
     if path == "eager":
         return _torch_runner(model, x)
     if path == "channels_last":
         fast = model.optimize_for_inference(channels_last=True)
         return _torch_runner(fast, x.contiguous(memory_format=torch.channels_last))
     if path == "bf16":
-        from ..train.fastpath import cpu_flags, native_bf16
-
-        if not native_bf16(cpu_flags()):
+        if not fastpath.native_bf16(fastpath.cpu_flags()):
             raise RuntimeError("this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32")
         fast = model.optimize_for_inference(channels_last=True)
         xc = x.contiguous(memory_format=torch.channels_last)
@@ -163,8 +153,6 @@ def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[
     if path in ("int8", "openvino_int8"):
         import onnx
 
-        from ..deploy.quantize import first_convolutions, quantize_onnx
-
         # speed only: the stem in fp32 (what `effnet bench --choose` measured it needs on the pretrained
         # Lite0), min/max ranges from random inputs (histogram calibration needs real activations;
         # random weights give near-zero ones)
@@ -176,9 +164,6 @@ def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[
             if not int8.exists():
                 quantize_onnx(fp32, int8, calib, method="minmax", keep_fp32=keep)
             return _ort_runner(int8, x)
-        from ..deploy.openvino_int8 import quantize_openvino
-        from ..deploy.paths import openvino_runner
-
         ir = tmp / "effnet-openvino-int8.xml"
         if not ir.exists():
             quantize_openvino(fp32, ir, np.concatenate(calib), keep)
@@ -187,32 +172,12 @@ def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[
     raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
 
 
-def peer_model(impl: str, name: str) -> nn.Module | str:
-    """The peer library's model of the same name (random weights), or why there is none."""
-    if impl == "torchvision":
-        import torchvision
-
-        if name not in torchvision.models.list_models():
-            return f"torchvision has no {name}"
-        return torchvision.models.get_model(name, weights=None).eval()
-    if impl == "timm":
-        try:
-            import timm
-        except ImportError:
-            return "timm is not installed (pip install timm to compare with it)"
-        for candidate in (name, f"tf_{name}"):
-            if candidate in timm.list_models():
-                return timm.create_model(candidate, pretrained=False).eval()
-        return f"timm has no {name}"
-    raise ValueError(f"unknown peer {impl!r}; choose from {', '.join(PEERS)}")
-
-
 def _peer(model: nn.Module, impl: str, path: str, x: torch.Tensor, tmp: Path) -> Callable[[], object]:
     if path == "eager":
         return _torch_runner(model, x)
     onnx_path = tmp / f"{impl}-fp32.onnx"
     if not onnx_path.exists():
-        _export_plain(model, onnx_path, x)
+        export_peer_onnx(model, onnx_path, x)
     return _ort_runner(onnx_path, x)
 
 
@@ -252,8 +217,6 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), img_s
               paths: Sequence[str] = PATHS, peers: Sequence[str] = PEERS, repeats: int = 20, warmup: int = 3,
               threads: int | None = None, progress: Callable[[str], None] | None = None) -> list[BenchResult]:
     """Benchmark every model x batch size x path (ours) and x peer path (peers)."""
-    from ..deploy.runtime import check_timing_args, cpu_cores
-
     for p in paths:
         if p not in PATHS:
             raise ValueError(f"unknown path {p!r}; choose from {', '.join(PATHS)}")
@@ -275,8 +238,6 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), img_s
 
 
 def _run(models, batch_sizes, img_size, paths, peers, repeats, warmup, say) -> list[BenchResult]:
-    from ..deploy.loading import load_model_arg
-
     results: list[BenchResult] = []
     for spec in models:
         model = load_model_arg(spec)
@@ -350,8 +311,6 @@ def environment() -> dict:
     except OSError:
         pass
     import onnxruntime
-
-    from ..deploy.runtime import cpu_cores
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
     for mod in ("torchvision", "timm"):

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import load_image, make_transforms
+from ..deploy.loading import class_names_of, load_model_arg
 from ..fsutil import atomic_savefig
 
 METHODS = ("cam", "gradcam")
@@ -88,9 +90,6 @@ def cam_figure(images: Sequence[str | Path], models: Sequence[str | Path | nn.Mo
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..data import load_image, make_transforms
-    from ..deploy.loading import class_names_of, load_model_arg
 
     if not images:
         raise ValueError("no images given")

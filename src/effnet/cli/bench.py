@@ -20,7 +20,7 @@ from .common import add_json, add_pretrained, comma_list, emit_json
 
 
 def register(subparsers) -> None:
-    from ..analysis.bench_names import CHOOSE_ONLY_PATHS, PATHS, PEERS  # torch-free: building the parser stays cheap
+    from ..deploy.names import CHOOSE_ONLY_PATHS, PATHS, PEERS  # torch-free: building the parser stays cheap
 
     p = subparsers.add_parser("bench", help="inference throughput, latency and memory vs torchvision/timm",
                               description="Time our eager model and optimised paths (channels_last, bf16 where the CPU has it, torch.compile, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 #: augmentation policies (effnet.data.AUGMENTATIONS; tests/test_cli_vocabulary.py checks they agree)
@@ -86,3 +87,28 @@ def state_defaults(parser: argparse.ArgumentParser) -> None:
         else:
             said = str(action.default)
         action.help = f"{text} (default: {said.replace('%', '%%')})".lstrip()
+
+
+def parse_phis(text: str) -> list[float]:
+    """``--phi``'s comma-separated values, each once, in order."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"--phi must be comma-separated numbers such as 0,1,2,3, got {text!r}") from None
+        if not (value >= -8) or value > 16:
+            raise ValueError(f"phi must be between -8 (a scaled-down base) and 16, got {part}")
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def load_base(text: str):
+    """A base description: a JSON file, else a family name."""
+    from ..arch import Network, get_network  # lazy: the parser is built without the library
+
+    if text.endswith(".json") or Path(text).is_file():
+        return Network.load(text)
+    return get_network(text)

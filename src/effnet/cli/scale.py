@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .common import load_base, parse_phis
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -21,21 +23,6 @@ def register(subparsers) -> None:
                    help="base resolution to scale (default: the base description's)")
     p.add_argument("--out", default=None, metavar="DIR", help="write DIR/phi<phi>.json (default: print only)")
     p.set_defaults(func=run)
-
-
-def parse_phis(text: str) -> list[float]:
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"--phi must be comma-separated numbers such as 0,1,2,3, got {text!r}") from None
-        if not (value >= -8) or value > 16:
-            raise ValueError(f"phi must be between -8 (a scaled-down base) and 16, got {part}")
-        if value not in out:
-            out.append(value)
-    return out
 
 
 def coefficients_from(path: str) -> tuple[float, float, float]:
@@ -76,8 +63,6 @@ def coefficients_arg(args: argparse.Namespace) -> tuple[float, float, float]:
 def run(args: argparse.Namespace) -> int:
     from ..arch import cost, scale
     from ..fsutil import atomic_write_text
-    from .search_scale import load_base
-
     base = load_base(args.base)
     alpha, beta, gamma = coefficients_arg(args)
     phis = parse_phis(args.phi)

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import add_augment, add_json, add_recipe, emit_json
+from .common import add_augment, add_json, add_recipe, emit_json, load_base, parse_phis
 
 CONSTRAINT_HELP = ("candidates are alpha, beta, gamma >= 1 on the grid with |alpha*beta^2*gamma^2 - 2| <= "
                    "TOLERANCE * 2 (relative), so each costs about 2^phi times the base in FLOPs (multiply-adds)")
@@ -88,14 +88,6 @@ def print_verdict(summary: dict, json_path: str | None) -> None:
         emit_json(summary, json_path)
 
 
-def load_base(text: str):
-    from ..arch import Network, get_network
-
-    if text.endswith(".json") or Path(text).is_file():
-        return Network.load(text)
-    return get_network(text)
-
-
 @contextlib.contextmanager
 def interrupt_on_sigterm():
     """SIGTERM (a scheduler preempting the job) is handled like Ctrl-C: the running trial is re-queued."""
@@ -140,8 +132,6 @@ class EventPrinter:
 
 
 def _one_phi(text: str) -> float:
-    from .scale import parse_phis
-
     phis = parse_phis(text)
     if len(phis) != 1:
         raise ValueError(f"--phi takes one value in a grid search, got {text!r}")

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..weights.meta import Preprocessing
-from .datasets import Splits
+from .datasets import Splits, split_sizes
 
 __all__ = ["FASHION_MNIST_CLASSES", "ArrayDataset", "fashion_mnist_arrays", "fashion_mnist_root",
            "fashion_mnist_splits"]
@@ -152,8 +152,6 @@ def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: flo
     28 px originals are resized once, bilinear with antialiasing). With ImageNet-style 3-channel
     preprocessing the gray channel is repeated; a one-element mean gives 1-channel tensors.
     """
-    from .splits import split_sizes
-
     if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
         raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
     if limit_per_class is not None and (isinstance(limit_per_class, bool) or not isinstance(limit_per_class, int)

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..weights.meta import Preprocessing
-from .datasets import ImageDataset, Splits, read_csv_list, read_image_folder
+from .datasets import ImageDataset, Splits, read_csv_list, read_image_folder, split_sizes
 from .elpv import ELPV_TASKS, elpv_records
+from .fashion_mnist import ArrayDataset, fashion_mnist_splits
 from .images import check_image
 from .synthetic import synthetic_splits
 from .transforms import make_transforms
@@ -22,21 +23,6 @@ log = logging.getLogger(__name__)
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 Records = list[tuple[str, int]]
-
-
-def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """``(n_val, n_test)`` for a class of ``n`` images: rounded fractions, at least one image in a
-    split whose fraction is non-zero once the class has three images, and always one left to train."""
-    n_val, n_test = int(n * val_fraction + 0.5), int(n * test_fraction + 0.5)
-    if n >= 3:
-        n_val = max(n_val, 1) if val_fraction > 0 else 0
-        n_test = max(n_test, 1) if test_fraction > 0 else 0
-    while n_val + n_test > max(n - 1, 0):
-        if n_val >= n_test:
-            n_val -= 1
-        else:
-            n_test -= 1
-    return n_val, n_test
 
 
 class _Selector:
@@ -211,8 +197,6 @@ def load_splits(
     if name == "fashion-mnist":
         if task != "default":
             raise ValueError(f"the fashion-mnist data set has no task {task!r}")
-        from .fashion_mnist import fashion_mnist_splits
-
         return fashion_mnist_splits(img_size=size, seed=seed, val_fraction=val_fraction,
                                     limit_per_class=limit_per_class, augment=augment, preprocessing=preprocessing)
 
@@ -288,9 +272,6 @@ def without_augmentation(dataset, preprocessing: Preprocessing | None, img_size:
     """``dataset`` as the evaluation splits read their images (resize, centre crop, normalise; no
     random crop, flip or policy), for scoring a training split: a shallow copy, the original untouched."""
     import copy
-
-    from .fashion_mnist import ArrayDataset
-    from .transforms import make_transforms
 
     if isinstance(dataset, ImageDataset):
         out = copy.copy(dataset)

@@ -15,11 +15,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..fsutil import atomic_path
 from .exported import add_onnx_metadata, deployment_metadata
+from .runtime import import_openvino, ort_session, run_session
 
 #: Tolerance on the largest absolute difference between exported and PyTorch outputs.
 TOLERANCE = 1e-4
@@ -72,17 +72,6 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
                           input_names=["input"], output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
         add_onnx_metadata(tmp, deployment_metadata(model))
     return target
-
-
-def import_openvino():
-    """The ``openvino`` module, or the error naming the extra that installs it."""
-    try:
-        import openvino
-    except ImportError as exc:
-        from ..errors import missing_extra
-
-        raise missing_extra(exc, "OpenVINO") or exc
-    return openvino
 
 
 def export_openvino(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
@@ -184,8 +173,6 @@ def _compare(ref: list[np.ndarray], got: list[np.ndarray], shape) -> Check:
 def verify_onnx(model: nn.Module, path: str | Path, sizes: Sequence[tuple[int, int, int]] | None = None,
                 seed: int = 0) -> list[Check]:
     """Run the ONNX file in ONNX Runtime (all graph optimisations) and PyTorch on random inputs."""
-    from .runtime import ort_session, run_session
-
     model = model.eval()
     sizes = sizes or check_sizes(_example(model, None).shape[-1])
     session = ort_session(path)

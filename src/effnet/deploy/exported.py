@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import missing_extra
 from ..weights.meta import Preprocessing
+from .runtime import import_openvino, openvino_runner
 
 KEYS = ("model", "description", "preprocessing")
 EXPORTED_SUFFIXES = (".onnx", ".xml")
@@ -48,8 +50,6 @@ def add_onnx_metadata(path: str | Path, meta: Mapping[str, str]) -> None:
     try:
         import onnx
     except ImportError as exc:
-        from ..errors import missing_extra
-
         raise missing_extra(exc, "ONNX export") or exc
     proto = onnx.load(str(path))
     keep = [p for p in proto.metadata_props if not p.key.startswith("effnet.")]
@@ -98,8 +98,6 @@ def load_exported(path: str | Path) -> ExportedModel:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            from ..errors import missing_extra
-
             raise missing_extra(exc, "running an ONNX file") or exc
         try:
             session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
@@ -109,8 +107,6 @@ def load_exported(path: str | Path) -> ExportedModel:
         meta = {k[len("effnet."):]: v for k, v in custom.items() if k.startswith("effnet.")}
         name = session.get_inputs()[0].name
         return ExportedModel(p, "ONNX Runtime", lambda x: session.run(None, {name: x})[0], meta)
-    from .export import import_openvino
-
     ov = import_openvino()
     core = ov.Core()
     try:
@@ -118,8 +114,6 @@ def load_exported(path: str | Path) -> ExportedModel:
     except Exception as exc:  # noqa: BLE001
         raise ValueError(f"{p} is not a readable OpenVINO IR: {str(exc).splitlines()[0]}") from None
     meta = {k: graph.get_rt_info(["effnet", k]).astype(str) for k in KEYS if graph.has_rt_info(["effnet", k])}
-    from .paths import openvino_runner
-
     int8 = any(op.get_type_name() == "FakeQuantize" for op in graph.get_ops())
     # one static compile per input shape: an INT8 IR is saved at one shape (effnet.deploy.openvino_int8)
     return ExportedModel(p, "OpenVINO INT8" if int8 else "OpenVINO fp32", openvino_runner(p), meta)

@@ -5,20 +5,19 @@ from pathlib import Path
 
 from torch import nn
 
+from ..factory import load_model
+from .exported import is_exported, load_exported
+
 
 def load_model_arg(spec: str | Path, pretrained: bool = False, *, exported: bool = False) -> nn.Module:
     """An eval-mode model from a command's model argument (see :func:`effnet.factory.load_model`);
     with ``exported``, an exported ONNX or OpenVINO IR file too (:mod:`effnet.deploy.exported`)."""
-    from .exported import is_exported, load_exported
-
     if is_exported(spec):
         if not exported:
             raise ValueError(f"{spec} is an exported model; this command needs a model name, description or checkpoint")
         if pretrained:
             raise ValueError(f"--pretrained applies to model names; {spec} is an exported model with its own weights")
         return load_exported(spec).eval()
-    from ..factory import load_model
-
     return load_model(spec, pretrained=pretrained).eval()
 
 

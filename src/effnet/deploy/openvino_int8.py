@@ -7,7 +7,7 @@ every depthwise convolution in fp32 with a reorder around it: measured on the pr
 EfficientNet-Lite0 at 224 px on a 2-core AMX Xeon, 1.65x the fp32 ONNX Runtime model at batch 8
 from the dynamic graph, 2.85x from the static one (``benchmarks/openvino_int8_choices.py``,
 ``benchmarks/results/openvino-int8-choices.json``). The saved model still takes any batch size and
-resolution (:func:`effnet.deploy.paths.openvino_runner` reshapes it per input shape).
+resolution (:func:`effnet.deploy.runtime.openvino_runner` reshapes it per input shape).
 
 NNCF inserts FakeQuantize operators with ranges calibrated on the given images and corrects each
 layer's bias for the shift INT8 brings (full bias correction: on that Lite0, every convolution
@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import missing_extra
+from .runtime import import_openvino
 
 
 def import_nncf():
@@ -55,8 +56,6 @@ def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, calibration: n
     path and how many convolutions stayed fp32 (a name that matched nothing is an error: the
     importer's naming changed). NNCF's log lines and progress bars are swallowed: library code prints
     nothing."""
-    from .export import import_openvino
-
     ov = import_openvino()
     nncf = import_nncf()
     images = np.ascontiguousarray(calibration, dtype=np.float32)

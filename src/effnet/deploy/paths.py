@@ -34,8 +34,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import EffnetError
-from .runtime import check_timing_args, cpu_cores, time_interleaved
+from ..data import load_splits, make_transforms
+from ..errors import EffnetError, missing_extra
+from ..fsutil import atomic_write_text
+from ..search.stats import bootstrap, matrices, paired_difference
+from ..train import fastpath
+from .export import export_onnx
+from .exported import deployment_metadata
+from .openvino_int8 import quantize_openvino
+from .peers import export_peer_onnx, peer_model
+from .quantize import dataset_batches, eval_view, first_convolutions, quantize_onnx
+from .runtime import Runner, check_timing_args, cpu_cores, openvino_runner, ort_session, run_session, time_interleaved
 
 #: Every candidate, in the order they are set up and shown; ``eager`` is the fp32 reference.
 CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "openvino", "openvino_bf16", "int8",
@@ -165,15 +174,13 @@ class PathReport:
 def machine() -> dict:
     """What makes a timing valid only here: CPU model and flags, cores, library versions (installing or
     removing OpenVINO changes which paths exist, so its version is part of it too)."""
-    from ..train.fastpath import cpu_flags
-
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    flags = sorted(cpu_flags())
+    flags = sorted(fastpath.cpu_flags())
     try:
         import onnxruntime
 
@@ -194,9 +201,7 @@ def machine() -> dict:
 
 def bf16_supported() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
-    from ..train.fastpath import cpu_flags, native_bf16
-
-    return native_bf16(cpu_flags())
+    return fastpath.native_bf16(fastpath.cpu_flags())
 
 
 BF16_UNSUPPORTED = "this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32"
@@ -218,12 +223,8 @@ def photo_views(model: nn.Module, img_size: int, calibration: bool = False, coun
     try:
         import skimage.data as photos
     except ImportError as exc:
-        from ..errors import missing_extra
-
         raise missing_extra(exc, "accuracy on sample photos") or exc
     from PIL import Image, ImageOps
-
-    from ..data import make_transforms
 
     prep = getattr(model, "preprocessing", None)
     images = [Image.fromarray(getattr(photos, name)()).convert("RGB") for name in PHOTOS]
@@ -262,9 +263,6 @@ def ladder_views(model: nn.Module, img_size: int) -> np.ndarray:
 
 # ----- runners -------------------------------------------------------------------------------
 
-Runner = Callable[[np.ndarray], np.ndarray]  # float32 NCHW batch -> logits
-
-
 def _torch_runner(model: nn.Module, channels_last: bool = False, bf16: bool = False) -> Runner:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -276,47 +274,8 @@ def _torch_runner(model: nn.Module, channels_last: bool = False, bf16: bool = Fa
 
 
 def onnx_runner(path: Path) -> Runner:
-    from .runtime import ort_session, run_session
-
     session = ort_session(path)
     return lambda x: run_session(session, x)[0]
-
-
-def openvino_runner(onnx_path: Path, bf16: bool = False) -> Runner:
-    """The ONNX model at ``onnx_path`` compiled by OpenVINO's CPU plugin, one static-shape compile per
-    input shape (the first call at a new shape compiles).
-
-    ``bf16`` sets OpenVINO's inference precision to bfloat16 (convolutions and matrix products in
-    bf16 with fp32 accumulation); without it the precision is fp32 (OpenVINO's own default is bf16 on
-    CPUs with AVX512-BF16 or AMX, so it is set either way). Threads: one per usable CPU, as ONNX
-    Runtime's sessions; latency mode (one inference at a time, all threads on it)."""
-    from .export import import_openvino
-
-    core = import_openvino().Core()
-    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_NUM_THREADS": cpu_cores()}
-    requests: dict[tuple[int, ...], object] = {}
-
-    def request(shape: tuple[int, ...]):
-        if shape not in requests:
-            graph = core.read_model(str(onnx_path))
-            graph.reshape(list(shape))
-            requests[shape] = core.compile_model(graph, "CPU", config).create_infer_request()
-        return requests[shape]
-
-    channels = core.read_model(str(onnx_path)).input(0).get_partial_shape()[1].get_length()
-    request((1, channels, PROBE_PIXELS, PROBE_PIXELS))  # fails here, not at the first image, if OpenVINO cannot run it
-
-    def run(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        req = request(tuple(x.shape))
-        req.infer({0: x})
-        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
-    return run
-
-
-#: Image side of the one compile :func:`openvino_runner` makes up front, to fail early.
-PROBE_PIXELS = 64
 
 
 def compiled_model(model: nn.Module, mode: str | None = None) -> nn.Module:
@@ -351,8 +310,6 @@ def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.nda
         return _torch_runner(compiled_model(model), channels_last=True)
     fp32 = Path(workdir) / "fp32.onnx"
     if not fp32.exists():
-        from .export import export_onnx
-
         export_onnx(model, fp32, example_size=int(calibration.shape[-1]) if calibration is not None else None)
     if path == "onnxruntime":
         return onnx_runner(fp32)
@@ -411,17 +368,12 @@ def _int8_at(path: str, fp32: Path, workdir: Path, calibration: np.ndarray, laye
              model: nn.Module) -> tuple[Runner, Path]:
     import onnx
 
-    from .quantize import first_convolutions
-
     keep = first_convolutions(onnx.load(str(fp32), load_external_data=False).graph, layers)
     if path == "int8":
         out = workdir / f"int8-fp32x{layers}.onnx"
         if not out.exists():
             quantize_int8(fp32, out, calibration, keep_fp32=keep)
         return onnx_runner(out), out
-    from .exported import deployment_metadata
-    from .openvino_int8 import quantize_openvino
-
     out = workdir / f"openvino-int8-fp32x{layers}.xml"
     if not out.exists():
         quantize_openvino(fp32, out, calibration, keep, deployment_metadata(model))
@@ -440,8 +392,6 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, keep_fp32: Seq
     ``keep_fp32`` stay fp32. Returns the method used; ONNX Runtime's progress lines are swallowed."""
     import contextlib
     import io
-
-    from .quantize import quantize_onnx
 
     calibration = calibration[:ORT_CALIBRATION_IMAGES]
     batches = lambda: [calibration[i:i + 16] for i in range(0, len(calibration), 16)]  # noqa: E731
@@ -488,8 +438,6 @@ def paired_change(ref_correct: np.ndarray, new_correct: np.ndarray, draws: int =
     bootstrap 95% interval and McNemar's exact p (one model, one split: training noise not covered)."""
     from scipy.stats import binomtest
 
-    from ..search.stats import paired_difference
-
     d = paired_difference([new_correct.astype(float)], [ref_correct.astype(float)], draws=draws)
     worse = int(np.sum(ref_correct & ~new_correct))
     better = int(np.sum(~ref_correct & new_correct))
@@ -507,9 +455,7 @@ def _measure_accuracy(results: Sequence[PathResult], runners: dict[str, Runner],
         images, labels = heldout
         ref_correct = predict_top1(ref, images) == labels
         report.fp32_top1 = float(ref_correct.mean())
-        from ..search.stats import bootstrap, _matrices
-
-        boot = bootstrap(_matrices([[ref_correct.astype(float)]]), 2000, 0)[:, 0]
+        boot = bootstrap(matrices([[ref_correct.astype(float)]]), 2000, 0)[:, 0]
         report.fp32_ci = tuple(float(v) for v in np.percentile(boot, [2.5, 97.5]))
     measured: dict[str, dict] = {}
     for path, run in runners.items():
@@ -600,8 +546,6 @@ def _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats,
             try:
                 runners[path] = build(model, path, tmp, calibration, validation=validation, target=ladder_target)
             except Exception as exc:  # a path that cannot run here is reported, not fatal
-                from ..errors import missing_extra
-
                 exc = missing_extra(exc, path) or exc
                 skipped[path] = f"skipped: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
         for path, run in runners.items():
@@ -631,7 +575,6 @@ def _choose(report, model, batch_sizes, size, chans, candidates, peers, repeats,
 def _peer_runners(model, peers, engine_paths, size, tmp, skipped, say) -> dict[tuple[str, str], Runner]:
     """Runners keyed (peer, path): each peer's network in ONNX Runtime fp32, and on ``engine_paths``
     (our OpenVINO paths that run here) so that an engine's speed-up is not mistaken for the network's."""
-    from ..analysis.bench import _export_plain, peer_model
 
     out: dict[tuple[str, str], Runner] = {}
     name = getattr(getattr(model, "desc", None), "name", "")
@@ -642,7 +585,7 @@ def _peer_runners(model, peers, engine_paths, size, tmp, skipped, say) -> dict[t
             skipped[impl] = f"skipped: {peer}"
             continue
         path = tmp / f"{impl}.onnx"
-        _export_plain(peer, path, torch.zeros(1, 3, size, size))
+        export_peer_onnx(peer, path, torch.zeros(1, 3, size, size))
         out[(impl, "onnxruntime")] = onnx_runner(path)
         for engine_path in engine_paths:
             try:
@@ -742,8 +685,6 @@ class PathCache:
         return self.entries.get(self.key(model_id, batch_size, img_size))
 
     def put(self, model_id: str, report: PathReport) -> None:
-        from ..fsutil import atomic_write_text
-
         for r in report.results:
             if r.chosen:
                 self.entries[self.key(model_id, r.batch_size, r.img_size, report.machine)] = {
@@ -859,9 +800,6 @@ def labelled_arrays(source: str, model: nn.Module, img_size: int, seed: int = 0,
     data source :func:`effnet.data.load_splits` reads."""
     from torch.utils.data import DataLoader, Subset
 
-    from ..data import load_splits
-    from .quantize import _eval_view, dataset_batches
-
     splits = load_splits(source, img_size=img_size, preprocessing=getattr(model, "preprocessing", None), seed=seed,
                          augment="none")
     if getattr(model, "num_classes", splits.num_classes) != splits.num_classes:
@@ -876,7 +814,7 @@ def labelled_arrays(source: str, model: nn.Module, img_size: int, seed: int = 0,
         ys.append(np.asarray(y))
     if not xs:
         raise EffnetError(f"the {eval_split} split of {source} is empty")
-    calib = np.concatenate(list(dataset_batches(_eval_view(splits.train, splits.val), calib_images)))
+    calib = np.concatenate(list(dataset_batches(eval_view(splits.train, splits.val), calib_images)))
     ladder = list(dataset_batches(splits.val, ladder_images))
     return (np.concatenate(xs), np.concatenate(ys)), calib, np.concatenate(ladder) if ladder else calib[:LADDER_VIEWS]
 

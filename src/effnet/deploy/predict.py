@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import load_image, make_transforms
+from ..errors import EffnetError
 from .loading import class_names_of
 
 
@@ -49,8 +51,6 @@ def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5,
     ``runner`` (float32 NCHW batch -> logits, :func:`effnet.deploy.paths.build_runner`) runs the
     model another way; by default it runs in PyTorch with BatchNorm folded and channels_last.
     """
-    from ..data import load_image, make_transforms
-
     for name, value in (("top_k", top_k), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -105,9 +105,6 @@ def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5,
 def image_views(model: nn.Module, paths: Sequence[str | Path], img_size: int, per_image: int = 4) -> np.ndarray:
     """``per_image`` random crops (seeded) of each readable image file through the model's
     preprocessing: in-domain calibration images for INT8. Unreadable files are left out."""
-    from ..data import load_image, make_transforms
-    from ..errors import EffnetError
-
     torch.manual_seed(0)
     tf = make_transforms(getattr(model, "preprocessing", None), img_size, train=True, augment="none")
     views = []

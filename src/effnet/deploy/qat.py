@@ -22,6 +22,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader, Dataset
 
+from ..nn.blocks import Residual
+from ..nn.layers import SqueezeExcite
+
 #: Modules whose outputs ONNX Runtime quantises (it quantises each operator's output).
 _ACTIVATIONS = (nn.SiLU, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Sigmoid, nn.AdaptiveAvgPool2d)
 
@@ -67,9 +70,6 @@ class _Simulation:
     """The hooks and parametrisations that make a model compute as its INT8 version would."""
 
     def __init__(self, model: nn.Module) -> None:
-        from ..nn.blocks import _Residual
-        from ..nn.layers import SqueezeExcite
-
         self.model = model
         self.handles = []
         self.weighted: list[nn.Module] = []
@@ -80,7 +80,7 @@ class _Simulation:
                 parametrize.register_parametrization(module, "weight", WeightFakeQuant())
                 self.weighted.append(module)
                 self._hook_output(module)
-            elif isinstance(module, (*_ACTIVATIONS, _Residual, SqueezeExcite)):
+            elif isinstance(module, (*_ACTIVATIONS, Residual, SqueezeExcite)):
                 self._hook_output(module)
 
     def _observer(self) -> ActivationFakeQuant:

@@ -36,6 +36,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..fsutil import atomic_path
+from .export import export_onnx
+from .qat import qat_finetune
 from .runtime import ort_session, run_session, time_interleaved
 
 
@@ -244,7 +246,7 @@ def int8_speed_note(model: nn.Module) -> str:
             "bounds the speed-up; EfficientNet-Lite (ReLU6, no squeeze-excite) quantises to convolutions alone")
 
 
-def _eval_view(train: Dataset, eval_like: Dataset) -> Dataset:
+def eval_view(train: Dataset, eval_like: Dataset) -> Dataset:
     """The training images with the eval transform (no augmentation) when the dataset has one."""
     if hasattr(train, "transform") and hasattr(eval_like, "transform"):
         view = copy.copy(train)
@@ -267,8 +269,6 @@ def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_imag
     the fp32 side of the comparison stays ``model`` itself. ``method`` defaults to ``percentile``
     calibration, or ``minmax`` after QAT (whose simulated ranges are minima and maxima).
     """
-    from .export import export_onnx
-
     method = method or ("minmax" if qat_epochs else "percentile")
     if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
         raise ValueError(f"calib_images must be a positive integer, got {calib_images!r}")
@@ -286,12 +286,10 @@ def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_imag
     out = Path(out_path)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", opset=opset, example_size=size)
-        calib = _eval_view(splits.train, splits.val)
+        calib = eval_view(splits.train, splits.val)
         n_calib = min(calib_images, len(calib))
         source = fp32
         if qat_epochs:
-            from .qat import qat_finetune
-
             tuned = qat_finetune(model, calib, epochs=qat_epochs, lr=qat_lr)
             source = export_onnx(tuned, Path(tmp) / "qat.onnx", opset=opset, example_size=size)
         quantize_onnx(source, out, dataset_batches(calib, n_calib), method=method)

@@ -1,4 +1,5 @@
-"""ONNX Runtime sessions tuned for CPU inference."""
+"""The engines a model runs on: ONNX Runtime sessions tuned for CPU inference, OpenVINO's CPU
+plugin, and interleaved timing."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from ..errors import EffnetError, missing_extra
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
@@ -67,8 +70,6 @@ SETTLE_S = 0.1
 
 def check_timing_args(batch_sizes: Sequence[int], repeats: int, warmup: int) -> None:
     """Raise ``EffnetError`` unless the batch sizes are positive integers, ``repeats`` >= 1 and ``warmup`` >= 0."""
-    from ..errors import EffnetError
-
     for b in batch_sizes:
         if isinstance(b, bool) or not isinstance(b, int) or b < 1:
             raise EffnetError(f"batch sizes must be positive integers, got {b!r}")
@@ -103,3 +104,50 @@ def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int, roun
             except Exception as exc:  # reported as the path's note; the other paths go on
                 errors[i] = exc
     return times, errors
+
+
+Runner = Callable[[np.ndarray], np.ndarray]  # float32 NCHW batch -> logits
+
+
+def import_openvino():
+    """The ``openvino`` module, or the error naming the extra that installs it."""
+    try:
+        import openvino
+    except ImportError as exc:
+        raise missing_extra(exc, "OpenVINO") or exc
+    return openvino
+
+
+#: Image side of the one compile :func:`openvino_runner` makes up front, to fail early.
+PROBE_PIXELS = 64
+
+
+def openvino_runner(onnx_path: Path, bf16: bool = False) -> Runner:
+    """The ONNX model at ``onnx_path`` compiled by OpenVINO's CPU plugin, one static-shape compile per
+    input shape (the first call at a new shape compiles).
+
+    ``bf16`` sets OpenVINO's inference precision to bfloat16 (convolutions and matrix products in
+    bf16 with fp32 accumulation); without it the precision is fp32 (OpenVINO's own default is bf16 on
+    CPUs with AVX512-BF16 or AMX, so it is set either way). Threads: one per usable CPU, as ONNX
+    Runtime's sessions; latency mode (one inference at a time, all threads on it)."""
+    core = import_openvino().Core()
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": cpu_cores()}
+    requests: dict[tuple[int, ...], object] = {}
+
+    def request(shape: tuple[int, ...]):
+        if shape not in requests:
+            graph = core.read_model(str(onnx_path))
+            graph.reshape(list(shape))
+            requests[shape] = core.compile_model(graph, "CPU", config).create_infer_request()
+        return requests[shape]
+
+    channels = core.read_model(str(onnx_path)).input(0).get_partial_shape()[1].get_length()
+    request((1, channels, PROBE_PIXELS, PROBE_PIXELS))  # fails here, not at the first image, if OpenVINO cannot run it
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        req = request(tuple(x.shape))
+        req.infer({0: x})
+        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+    return run

@@ -24,7 +24,7 @@ class NormOptions:
                            padding=self.padding, bn_eps=self.bn_eps, bn_momentum=self.bn_momentum)
 
 
-class _Residual(nn.Module):
+class Residual(nn.Module):
     """Adds the input back (after stochastic depth) when the block has an identity shortcut."""
 
     def __init__(self, spec: Block, drop_path_rate: float) -> None:
@@ -53,7 +53,7 @@ class _Residual(nn.Module):
         return out
 
 
-class MBConv(_Residual):
+class MBConv(Residual):
     """Mobile inverted bottleneck: [1x1 expand] -> depthwise -> [squeeze-excite] -> 1x1 linear project."""
 
     def __init__(self, spec: Block, opts: NormOptions, drop_path_rate: float = 0.0) -> None:
@@ -69,7 +69,7 @@ class MBConv(_Residual):
         return self.residual(x, self.project(out), inplace=True)  # project: BatchNorm, no activation
 
 
-class DSConv(_Residual):
+class DSConv(Residual):
     """Depthwise separable convolution (MobileNetV1): depthwise -> [squeeze-excite] -> 1x1, both activated."""
 
     def __init__(self, spec: Block, opts: NormOptions, drop_path_rate: float = 0.0) -> None:
@@ -82,7 +82,7 @@ class DSConv(_Residual):
         return self.residual(x, self.pw(self.se(self.dw(x))))
 
 
-class ConvBlock(_Residual):
+class ConvBlock(Residual):
     """A regular kxk convolution, optionally followed by squeeze-excite."""
 
     def __init__(self, spec: Block, opts: NormOptions, drop_path_rate: float = 0.0) -> None:
@@ -94,7 +94,7 @@ class ConvBlock(_Residual):
         return self.residual(x, self.se(self.conv(x)))
 
 
-class Bottleneck(_Residual):
+class Bottleneck(Residual):
     """ResNet v1.5 bottleneck (stride on the kxk conv), projection shortcut where shapes change."""
 
     def __init__(self, spec: Block, opts: NormOptions, drop_path_rate: float = 0.0) -> None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..arch import Network
 from .blocks import NormOptions, make_block
-from .layers import PADDINGS, make_max_pool
+from .layers import PADDINGS, ConvNormAct, make_max_pool
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,6 @@ class EfficientNet(nn.Module):
         import copy
 
         from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-        from .layers import ConvNormAct
 
         model = self if inplace else copy.deepcopy(self)
         model.eval()

@@ -24,7 +24,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import EffnetError
 from ..fsutil import atomic_savefig, atomic_write_text
-from .arch_search import STRATEGIES, ArchSearchSettings, Evaluator, open_storage, run_arch_search
+from .arch_search import ArchSearchSettings, Evaluator, STRATEGIES, open_storage, run_arch_search
+from .stats import mean_interval
 
 REFERENCE = "random"
 
@@ -101,8 +102,6 @@ def summarise(records: Mapping[str, Sequence[Mapping[str, Any]]], *, n_trials: i
     best rewards per search seed with its t interval; the verdict line first. ``chance`` (the accuracy
     of guessing, e.g. 1 / classes): when no run's best candidate beats it by a point, the verdict says
     first that nothing learned, since rewards then differ only by their cost factor."""
-    from .stats import mean_interval
-
     strategies = list(records)
     if len(strategies) < 2:
         raise EffnetError("compare at least two strategies")

@@ -36,14 +36,16 @@ import torch
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from .. import train  # train.quick_train is looked up per call: tests and tools may replace it
 from ..arch import Network, cost
 from ..fsutil import atomic_savefig, atomic_write_text
+from . import stats
 from .arch_space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
 from .engine import KIND_ATTR, SETTINGS_ATTR, check_settings
 from .recipes import check_recipe, headless, quick_train_options
-from .storage import normalise_url
-from .storage import open_storage as open_database
+from .storage import normalise_url, open_storage as open_database
+from .study import pack, unpack
 from .tables import Column, fixed, millions, plain, to_csv, to_markdown
 
 STRATEGIES = ("rl", "tpe", "nsga2", "random")
@@ -265,8 +267,6 @@ def pack_correct(per_seed: Sequence[Sequence[Any]], seeds: int) -> str:
     """Per-seed 1/0 vectors as one attribute: :func:`effnet.search.study.pack` of each, space-separated."""
     import numpy as np
 
-    from .study import pack
-
     if isinstance(per_seed, (str, bytes)) or len(per_seed) != seeds:
         raise ValueError(f"evaluator returned per-image results for {len(per_seed)} seed(s); expected {seeds}")
     packed = []
@@ -280,8 +280,6 @@ def pack_correct(per_seed: Sequence[Sequence[Any]], seeds: int) -> str:
 
 def unpack_correct(text: str) -> list[Any]:
     """The per-seed 1/0 vectors (floats) stored by :func:`pack_correct`."""
-    from .study import unpack
-
     return [unpack(part).astype(float) for part in text.split()]
 
 
@@ -431,12 +429,10 @@ class TrainEvaluator:
     def __call__(self, desc: Network) -> dict[str, Any]:
         import numpy as np
 
-        from ..train import quick_train
-
         runs = []
         for k in range(self.seeds):
             kwargs = dict(self.kwargs, seed=self.kwargs["seed"] + k)
-            runs.append(quick_train(headless(desc, self.recipe), self.splits, predictions=True, **kwargs))
+            runs.append(train.quick_train(headless(desc, self.recipe), self.splits, predictions=True, **kwargs))
         accs = [float(r["val_acc"]) for r in runs]
         if not all(math.isfinite(a) for a in accs):
             raise RuntimeError("training diverged (validation accuracy is not finite)")
@@ -520,8 +516,6 @@ def analyse_search(study: optuna.Study, settings: ArchSearchSettings, *, top: in
     choose. A winner is named only when it alone is left after the indistinguishable set is taken;
     otherwise the verdict names the set and its cheapest member as a pick by cost.
     """
-    from . import stats
-
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"number of top candidates must be a positive integer, got {top!r}")
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "reward" in t.user_attrs]
@@ -547,7 +541,7 @@ def analyse_search(study: optuna.Study, settings: ArchSearchSettings, *, top: in
     val = [unpack_correct(t.user_attrs["val_correct"]) for t in chosen]
     factors = [r["macs_factor"] for r in rows]
     # one set of draws for every figure: the reward is the accuracy times a known factor per candidate
-    d = stats.draw(stats._matrices(val), draws, 0)
+    d = stats.draw(stats.matrices(val), draws, 0)
     rew = stats.compare_draws(names, d.scaled(np.asarray(factors, dtype=float)), unscaled=d.mats)
     acc = stats.compare_draws(names, d)
     best = rew.best

@@ -16,11 +16,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..checks import check_int
 from ..errors import EffnetError
-from .runner import StudyOptions, check_int
+from .plots import proxy_scatter
+from .runner import StudyOptions
 from .scaling_study import ScalingStudyConfig, default_study_name
 from .stats import kendall_tau
-from .study import analyse, run_study, write_json
+from .study import analyse, run_study, trained_classes, write_json
 
 KIND = "scaling study"
 CHANCE_MARGIN = 0.05
@@ -39,7 +41,7 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
     for label, cfg in (("proxy", config), ("long", long)):
         study = run_study(KIND, cfg, opts, f"{name}-{label}-{cfg.budget_epochs}ep", cfg.candidates, trainer=trainer,
                           on_event=on_event)
-        analysis = analyse(study, cfg, cfg.candidates(getattr(trainer, "num_classes", None) or _classes(study)),
+        analysis = analyse(study, cfg, cfg.candidates(getattr(trainer, "num_classes", None) or trained_classes(study)),
                            cfg.groups(), control=cfg.control_keys())
         rows = [r for r in analysis["rows"] if r["seeds_done"] == cfg.seeds]
         means[label] = {r["key"]: r["run_mean"] for r in rows}
@@ -56,7 +58,7 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
         pick = rng.integers(0, config.seeds, config.seeds)
         boot.append(kendall_tau(short[:, pick].mean(1), longer[:, pick].mean(1)))
     lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
-    classes = getattr(trainer, "num_classes", None) or _classes(study)
+    classes = getattr(trainer, "num_classes", None) or trained_classes(study)
     chance = 1.0 / classes if classes else None
     # a candidate the proxy left within 5 points of chance was not ranked by it, only tied
     at_chance = [k for k, row in zip(keys, short) if chance is not None and row.mean() <= chance + CHANCE_MARGIN]
@@ -78,15 +80,7 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
                "candidates": [{"key": k, "proxy_mean": means["proxy"][k], "long_mean": means["long"][k],
                                "proxy_runs": per_seed["proxy"][k], "long_runs": per_seed["long"][k]} for k in keys]}
     write_json(Path(opts.out_dir) / "proxy.json", summary)
-    from .plots import proxy_scatter
-
     proxy_scatter(summary, Path(opts.out_dir) / "proxy.png",
                   title=f"Proxy fidelity: {config.base.name}, {config.budget_epochs} against {long.budget_epochs} "
                         f"epoch(s)", note=summary["verdict"])
     return summary
-
-
-def _classes(study) -> int | None:
-    from .scale_search import _classes as classes
-
-    return classes(study)

@@ -15,9 +15,10 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..checks import check_int
 from ..errors import EffnetError
-from .runner import StudyOptions, check_int
-from .study import Candidate, StudyConfig, analyse, run_study, write_json
+from .runner import StudyOptions
+from .study import Candidate, StudyConfig, analyse, run_study, trained_classes, write_json
 
 
 def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
@@ -39,7 +40,7 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
             return [c for c in cands if alive is None or c.key in alive or c.role in ("baseline", "control")]
 
         study = run_study(kind, cfg, opts, f"{name}-race{r}", round_plan, trainer=trainer, on_event=on_event)
-        classes = getattr(trainer, "num_classes", None) or _classes(study)
+        classes = getattr(trainer, "num_classes", None) or trained_classes(study)
         cands = round_plan(classes)
         analysis = analyse(study, cfg, cands)
         rows = {row["key"]: row for row in analysis["rows"]}
@@ -62,9 +63,3 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
                "control": analysis.get("control"), "per_candidate": analysis["rows"]}
     write_json(Path(opts.out_dir) / "race.json", summary)
     return summary
-
-
-def _classes(study) -> int | None:
-    from .scale_search import _classes as classes
-
-    return classes(study)

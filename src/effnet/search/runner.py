@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from ..arch import Network
+from ..checks import check_int
 from ..errors import EffnetError
 
 
@@ -21,20 +22,6 @@ class Trainer(Protocol):
     """
 
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any) -> Mapping[str, Any]: ...
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise EffnetError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def check_float(name: str, value: Any, minimum: float, *, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
-    if not ok or value < minimum or (strict and value == minimum):
-        bound = ">" if strict else ">="
-        raise EffnetError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
-    return float(value)
 
 
 def with_classes(desc: Network, trainer: Any) -> Network:

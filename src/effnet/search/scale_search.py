@@ -29,17 +29,19 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from ..arch import ALPHA, BETA, GAMMA, Network, cost, scale
+from ..arch.matching import match_flops
+from ..checks import check_float
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from . import plots
 from .engine import PlannedStudy
-from .runner import StudyOptions, check_float
+from .runner import StudyOptions
 from .storage import redact
-from .study import Candidate, StudyConfig, analyse, control_pair, run_record, run_study, write_json
-from .tables import Column, fixed, millions, plain, write_tables
+from .study import Candidate, StudyConfig, analyse, control_pair, run_record, run_study, trained_classes, write_json
+from .tables import Column, decorate, fixed, millions, plain, public_row, to_markdown, write_tables
 
 KIND = "compound-scaling grid search"
 TARGET = 2.0
@@ -184,7 +186,6 @@ class ScaleSearchConfig(StudyConfig):
                  for c in out], {"dropped_off_target": dropped, "merged": merged})
 
     def _matched(self, base: Network, c: Coefficients, role: str) -> Candidate | None:
-        from .scaling_study import match_flops
 
         target = TARGET ** self.phi
         base_macs = cost(base, self.img_size).macs
@@ -311,14 +312,6 @@ def run_scale_search(
 
 # ----- report ------------------------------------------------------------------------------
 
-def _ci(lo_key: str, hi_key: str):
-    return lambda row: "" if row.get(lo_key) is None else f"{row[lo_key]:.4f} to {row[hi_key]:.4f}"
-
-
-def _signed_ci(lo_key: str, hi_key: str):
-    return lambda row: "" if row.get(lo_key) is None else f"{row[lo_key]:+.4f} to {row[hi_key]:+.4f}"
-
-
 TRIAL_COLUMNS = [
     Column("key", "candidate", plain), Column("seed", "seed", plain), Column("resolution", "px", plain),
     Column("macs", "FLOPs (M mult-adds)", millions), Column("val_acc", "val acc", fixed(4)),
@@ -342,18 +335,6 @@ POINT_COLUMNS = [
 ]
 
 
-def decorate(rows: Sequence[dict[str, Any]]) -> None:
-    """Add the text columns (intervals, yes/no) the Markdown tables print."""
-    for r in rows:
-        r["ci_text"] = _ci("ci_low", "ci_high")(r)
-        r["dbest_text"] = _signed_ci("diff_to_best_ci_low", "diff_to_best_ci_high")(r)
-        r["dbase_text"] = _signed_ci("diff_to_baseline_ci_low", "diff_to_baseline_ci_high")(r)
-        flag = r.get("indistinguishable_from_best")
-        r["indist_text"] = "" if flag is None else ("best" if r.get("is_best") else ("yes" if flag else "no (worse)"))
-        r["test_text"] = ("" if r.get("test_mean") is None else
-                          f"{r['test_mean']:.4f} [{r['test_ci_low']:.4f}, {r['test_ci_high']:.4f}]")
-
-
 def trial_rows(study: PlannedStudy) -> list[dict[str, Any]]:
     results, attempts = study.results(), study.attempts()
     rows = []
@@ -373,7 +354,7 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
                  num_classes: int | None = None) -> dict[str, Any]:
     """Tables (CSV and Markdown), ``best.json`` (also ``--json``), a heat map and an accuracy-vs-FLOPs plot."""
     out = Path(out_dir)
-    n_classes = num_classes or _classes(study) or config.base.num_classes
+    n_classes = num_classes or trained_classes(study) or config.base.num_classes
     candidates, notes = config.plan_with_notes(n_classes)
     analysis = analyse(study, config, candidates)
     points = analysis["rows"]
@@ -402,7 +383,7 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
         "control": analysis.get("control"), "winner": analysis.get("winner"),
         "indistinguishable": analysis.get("indistinguishable"), "selection": analysis.get("selection"),
         "best": None, "measured": what, "settings": {k: v for k, v in config.settings().items() if k != "base"},
-        "per_candidate": [_public(p) for p in points], "groups": analysis.get("groups"),
+        "per_candidate": [public_row(p) for p in points], "groups": analysis.get("groups"),
         "run": run_record(study), "predictions": analysis.get("predictions"),
     }
     if best is not None:
@@ -425,21 +406,7 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
     return summary
 
 
-def _public(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if not k.endswith("_text")}
-
-
-def _classes(study: PlannedStudy) -> int | None:
-    """The classifier size the trials trained with (recorded by each trial)."""
-    for r in study.records():
-        if r.attrs.get("num_classes") is not None:
-            return int(r.attrs["num_classes"])
-    return None
-
-
 def _write_summary_md(out: Path, summary: Mapping[str, Any], points, trials) -> None:
-    from .tables import to_markdown
-
     p = summary["progress"]
     lines = [f"# Compound-scaling grid search: {summary['study']}", "", f"**{summary['verdict']}**", "",
              f"Measured: {summary['measured']}.", "",

@@ -60,7 +60,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def _matrices(correct: Sequence[Sequence[Sequence[float]]]) -> list[np.ndarray]:
+def matrices(correct: Sequence[Sequence[Sequence[float]]]) -> list[np.ndarray]:
     """``correct[c][k]`` -> one ``C x n_k`` matrix per seed; every candidate needs every seed, same length."""
     n_cand = len(correct)
     if n_cand == 0:
@@ -378,7 +378,7 @@ def compare(names: Sequence[str], correct: Sequence[Sequence[Sequence[float]]], 
 
     ``image_ids[k]`` names the images seed ``k`` scored (see :func:`draw`); without them, seeds
     with equally long vectors are read as the same images."""
-    return _compare(names, _matrices(correct), None, baseline, draws, seed, alpha, image_ids)
+    return _compare(names, matrices(correct), None, baseline, draws, seed, alpha, image_ids)
 
 
 def compare_scaled(names: Sequence[str], correct: Sequence[Sequence[Sequence[float]]], factors: Sequence[float], *,
@@ -391,7 +391,7 @@ def compare_scaled(names: Sequence[str], correct: Sequence[Sequence[Sequence[flo
     f = np.asarray(factors, dtype=float)
     if f.shape != (len(names),) or not np.all(np.isfinite(f)) or np.any(f <= 0):
         raise ValueError("every candidate needs one finite, positive factor")
-    return _compare(names, _matrices(correct), f, baseline, draws, seed, alpha, image_ids)
+    return _compare(names, matrices(correct), f, baseline, draws, seed, alpha, image_ids)
 
 
 def _compare(names: Sequence[str], mats: list[np.ndarray], factors: np.ndarray | None, baseline: int | None,
@@ -478,7 +478,7 @@ def paired_difference(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
                       alpha: float = ALPHA) -> dict[str, Any]:
     """Accuracy of ``a`` minus ``b`` (per seed, per image, paired) with its 95% bootstrap interval,
     the seed and image parts of its variance, and about how many seeds or images would resolve it."""
-    mats = _matrices([a, b])
+    mats = matrices([a, b])
     acc = point_estimates(mats)
     d = draw(mats, draws, seed, image_ids)
     sp = spread(d, np.array([1.0, -1.0]), float(acc[0] - acc[1]), alpha)

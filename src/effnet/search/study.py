@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..arch import Network, cost
+from ..arch.matching import match_flops
+from ..checks import check_float, check_int
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
 from .engine import PlannedStudy, TrialSpec
 from .recipes import DEFAULT_RECIPE, check_recipe
-from .runner import StudyOptions, check_float, check_int, run_local_workers, timed_training, with_classes
+from .runner import StudyOptions, run_local_workers, timed_training, with_classes
 from .storage import normalise_url, open_storage
 
 if TYPE_CHECKING:  # numpy loads on first use, so that `effnet search scale --list` starts without it
@@ -80,7 +82,7 @@ class StudyConfig:
                             split_seeds=self.split_seeds)
 
     def trainer_type(self) -> type:
-        from .training import QuickTrainer
+        from .training import QuickTrainer  # lazy: torch only when a trial trains
 
         return QuickTrainer
 
@@ -112,7 +114,6 @@ class Candidate:
 def control_pair(base: Network, img_size: int) -> tuple[Candidate, Candidate]:
     """The positive control: the base, and the base compound-scaled (paper's coefficients) to 4x
     its multiply-adds (nearest rounding step, :func:`effnet.search.scaling_study.match_flops`)."""
-    from .scaling_study import match_flops
 
     c = cost(base, img_size)
     small = Candidate("base", base, img_size, "baseline",
@@ -229,7 +230,7 @@ def _scores(records: Sequence, split: str) -> list[np.ndarray] | None:
     return out
 
 
-def _aligned(cands: Sequence[Sequence], split: str) -> list[list[np.ndarray]] | None:
+def aligned_scores(cands: Sequence[Sequence], split: str) -> list[list[np.ndarray]] | None:
     """Per-image scores of every candidate, checked to be on the same images (same targets per seed)."""
     scores = [_scores(recs, split) for recs in cands]
     if any(s is None for s in scores):
@@ -258,8 +259,8 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
     """
     import numpy as np
 
-    from . import stats
-    from .verdict import Design, decide
+    from . import stats  # lazy: numpy only when analysing; `search scale --list` plans without it
+    from .verdict import Design, decide  # lazy: as stats
 
     results = study.results()
     attempts = study.attempts()
@@ -293,7 +294,7 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
                        decided=False, best=None, winner=None, control=None, groups={})
         return summary
     keys = list(done_by_key)
-    val = _aligned([done_by_key[k] for k in keys], "val")
+    val = aligned_scores([done_by_key[k] for k in keys], "val")
     by_image = val is not None
     if not by_image and config.seeds < 2:
         # one accuracy from one run per candidate: there is nothing to estimate noise from
@@ -313,7 +314,7 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
                  chains=chains)
     for k in keys:
         rows[k].update(out["per_key"][k])
-    test = _aligned([done_by_key[k] for k in keys], "test")
+    test = aligned_scores([done_by_key[k] for k in keys], "test")
     if test is not None:
         tcmp = stats.compare(keys, test, draws=config.bootstrap_draws, seed=1, image_ids=design.image_ids(test))
         for i, k in enumerate(keys):
@@ -398,3 +399,11 @@ def write_json(path: str | Path, summary: Mapping[str, Any]) -> Path:
     path = Path(path)
     atomic_write_text(path, json.dumps(summary, indent=2, default=float) + "\n")
     return path
+
+
+def trained_classes(study: PlannedStudy) -> int | None:
+    """The classifier size the trials trained with (recorded by each trial)."""
+    for r in study.records():
+        if r.attrs.get("num_classes") is not None:
+            return int(r.attrs["num_classes"])
+    return None

@@ -53,3 +53,28 @@ def write_tables(rows: Sequence[Mapping], columns: Sequence[Column], stem: str |
     atomic_write_text(csv_path, to_csv(rows, columns))
     atomic_write_text(md_path, to_markdown(rows, columns))
     return csv_path, md_path
+
+
+def ci_text(lo_key: str, hi_key: str):
+    return lambda row: "" if row.get(lo_key) is None else f"{row[lo_key]:.4f} to {row[hi_key]:.4f}"
+
+
+def signed_ci_text(lo_key: str, hi_key: str):
+    return lambda row: "" if row.get(lo_key) is None else f"{row[lo_key]:+.4f} to {row[hi_key]:+.4f}"
+
+
+def decorate(rows: Sequence[dict[str, Any]]) -> None:
+    """Add the text columns (intervals, yes/no) the Markdown tables print."""
+    for r in rows:
+        r["ci_text"] = ci_text("ci_low", "ci_high")(r)
+        r["dbest_text"] = signed_ci_text("diff_to_best_ci_low", "diff_to_best_ci_high")(r)
+        r["dbase_text"] = signed_ci_text("diff_to_baseline_ci_low", "diff_to_baseline_ci_high")(r)
+        flag = r.get("indistinguishable_from_best")
+        r["indist_text"] = "" if flag is None else ("best" if r.get("is_best") else ("yes" if flag else "no (worse)"))
+        r["test_text"] = ("" if r.get("test_mean") is None else
+                          f"{r['test_mean']:.4f} [{r['test_ci_low']:.4f}, {r['test_ci_high']:.4f}]")
+
+
+def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row without the text columns :func:`decorate` added (what JSON keeps)."""
+    return {k: v for k, v in row.items() if not k.endswith("_text")}

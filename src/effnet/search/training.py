@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import train  # train.quick_train is looked up per call: tests and tools may replace it
 from ..arch import Network
+from ..data import load_splits
 from ..errors import EffnetError
 from .recipes import DEFAULT_RECIPE, check_recipe, headless, quick_train_options
 
@@ -53,8 +55,6 @@ class QuickTrainer:
     def splits(self, img_size: int, seed: int = 0):
         split_seed = seed if self.split_seeds else 0
         if (img_size, split_seed) not in self._cache:
-            from ..data import load_splits
-
             if len(self._cache) >= 4:  # a study visits a few resolutions; keep memory bounded
                 self._cache.pop(next(iter(self._cache)))
             self._cache[img_size, split_seed] = load_splits(
@@ -84,12 +84,10 @@ class QuickTrainer:
         return f"{desc.name} seed {seed}: " if self.show_progress else False
 
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any) -> dict[str, Any]:
-        from ..train import quick_train
-
         splits = self.splits(img_size, seed)
         desc = headless(desc.replace(num_classes=splits.num_classes), self.recipe)
         # with per_epoch, the validation accuracy of every epoch goes to the trial's reporter (a pruner may stop it)
-        out = quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size,
+        out = train.quick_train(desc, splits, img_size=img_size, epochs=self.epochs, batch_size=self.batch_size,
                           seed=seed, progress=self.progress_label(desc, seed), max_steps=self.max_steps,
                           on_epoch=reporter.report if self.per_epoch else None, predictions=True,
                           **quick_train_options(self.recipe, self.lr))

@@ -25,11 +25,17 @@ from typing import Any, Callable, Sequence
 from ..arch import Network, get_network
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
+from ..train import quick_train
+from ..train.recipe import input_statistics
+from ..weights.meta import Preprocessing
+from ..weights.pretrained import OFFLINE_WEIGHTS
 from . import plots
 from .runner import StudyOptions
+from .stats import independent_splits, paired_difference
 from .storage import redact
-from .study import Candidate, StudyConfig, _aligned, analyse, run_record, run_study, write_json
-from .tables import Column, fixed, millions, plain, to_markdown
+from .study import (Candidate, StudyConfig, aligned_scores, analyse, run_record, run_study, trained_classes, unpack,
+                    write_json)
+from .tables import Column, fixed, millions, plain, public_row, to_markdown
 from .training import QuickTrainer, trial_result
 
 KIND = "transfer study"
@@ -45,8 +51,6 @@ def label(model: str) -> str:
 
 def offline_numerics(model: str) -> tuple[tuple[float, ...], tuple[float, ...], str | None]:
     """Mean, std and padding convention of the published weights of ``model``; an error when none load offline."""
-    from ..weights.pretrained import OFFLINE_WEIGHTS
-
     if model not in OFFLINE_WEIGHTS:
         raise EffnetError(f"{model} has no ImageNet weights available offline, which the imagenet initialisation "
                           f"needs; offline weights: {', '.join(OFFLINE_WEIGHTS)}")
@@ -68,15 +72,10 @@ class TransferTrainer(QuickTrainer):
     padding: str | None = None
 
     def preprocessing(self, img_size: int):
-        from ..weights.meta import Preprocessing
-
         return Preprocessing(resolution=img_size, mean=tuple(self.mean), std=tuple(self.std))
 
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any, pretrained: bool = False
                  ) -> dict[str, Any]:
-        from ..train import quick_train
-        from ..train.recipe import input_statistics
-
         splits = self.splits(img_size, seed)
         stats = None
         if pretrained:
@@ -172,8 +171,6 @@ def compare_inits(scores: dict[str, list], rows: dict[str, dict], models: Sequen
                   split_seeds: bool = False) -> dict[str, Any]:
     """Paired differences on per-image scores ``scores[key][seed]``: ImageNet minus scratch per model and
     pooled, and each model minus the next smaller one (by multiply-adds) within each initialisation."""
-    from .stats import independent_splits, paired_difference
-
     first = scores[f"{models[0]}-imagenet"]
     ids = independent_splits([len(s) for s in first]) if split_seeds else None
     per_model = {m: paired_difference(scores[f"{m}-imagenet"], scores[f"{m}-scratch"], draws=draws, seed=10 + i,
@@ -212,8 +209,6 @@ def _majority(records) -> float | None:
     """Accuracy of always answering the most frequent class, over the scored images of every seed."""
     import numpy as np
 
-    from .study import unpack
-
     targets = [unpack(r.attrs[key]) for r in records for key in ("test_target",) if r.attrs.get(key)]
     if not targets:
         return None
@@ -240,10 +235,9 @@ def _recipe_of(recs) -> dict[str, Any] | None:
 def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num_classes: int | None = None
                  ) -> dict[str, Any]:
     """``transfer.md``, ``transfer.json`` and ``transfer.png`` in ``out_dir``; returns the summary."""
-    from .scale_search import _classes, _public
 
     out = Path(out_dir)
-    cands = config.candidates(num_classes or _classes(study) or config.base.num_classes)
+    cands = config.candidates(num_classes or trained_classes(study) or config.base.num_classes)
     analysis = analyse(study, config, cands)
     rows = {r["key"]: r for r in analysis["rows"]}
     results = study.results()
@@ -261,7 +255,7 @@ def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num
     split, cmp, majority = "test", None, None
     if len(done) == len(cands):
         keys = list(done)
-        scores = _aligned([done[k] for k in keys], "test")
+        scores = aligned_scores([done[k] for k in keys], "test")
         if scores is None:
             raise EffnetError("the trials kept no per-image test predictions; the data needs a test split")
         cmp = compare_inits(dict(zip(keys, scores)), rows, config.models, config.bootstrap_draws,
@@ -302,7 +296,7 @@ def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num
                "imagenet_minus_scratch": cmp and {"pooled": cmp["pooled"], **cmp["per_model"]},
                "bigger_minus_smaller": cmp and cmp["bigger_vs_smaller"],
                "selection": f"nothing is selected; every accuracy is on {split} images",
-               "per_candidate": [_public(r) for r in ordered],
+               "per_candidate": [public_row(r) for r in ordered],
                "settings": {k: v for k, v in config.settings().items() if k != "base"},
                "run": run_record(study), "predictions": analysis.get("predictions")}
     write_json(out / "transfer.json", summary)

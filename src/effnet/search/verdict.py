@@ -40,7 +40,7 @@ class Design:
 
 
 def _draws(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], design: Design, seed: int) -> stats.Draws:
-    mats = stats._matrices([scores[k] for k in keys])
+    mats = stats.matrices([scores[k] for k in keys])
     return stats.draw(mats, design.draws, seed, design.image_ids([scores[k] for k in keys]))
 
 

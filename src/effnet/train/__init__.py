@@ -15,8 +15,8 @@ writes and prints), ``quick`` (``quick_train``, no files), ``checkpoint``, ``opt
 ``TrainConfig`` and the recipe decisions are pure Python; the torch-backed names load on first use,
 so the command line can read the config's fields without importing torch.
 """
-from .config import TrainConfig
-from .recipe import PAPER, Recipe, decide
+from .config import PAPER, TrainConfig
+from .recipe import Recipe, decide
 
 _LAZY = {
     "latest_checkpoint": "checkpoint", "build_ema": "ema", "ema_decay_at": "ema",

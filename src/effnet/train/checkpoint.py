@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..fsutil import atomic_path, atomic_write_text
+from ..weights import save_model
 
 STATE_FORMAT = "effnet.train-state"
 STATE_VERSION = 1
@@ -60,8 +61,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Write ``model`` (an unwrapped effnet model with ``preprocessing``) as safetensors; ``save_model``
     writes atomically."""
-    from ..weights import save_model
-
     save_model(model, path, extra_metadata=metadata)
 
 

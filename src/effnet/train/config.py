@@ -1,6 +1,6 @@
 """The training recipe as one typed, immutable config with per-variant defaults.
 
-The paper's values (Tan & Le 2019, section 5.2) are :data:`effnet.train.recipe.PAPER`: RMSProp
+The paper's values (Tan & Le 2019, section 5.2) are :data:`PAPER`: RMSProp
 (decay 0.9, momentum 0.9, TensorFlow semantics), learning rate 0.016 per 256 images with 5 warm-up
 epochs and x0.97 every 2.4 epochs, weight decay 1e-5, label smoothing 0.1, stochastic depth 0.2,
 dropout per variant, EMA of weights with decay 0.9999, BatchNorm momentum 0.01 (TensorFlow 0.99),
@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -35,6 +35,13 @@ AUGMENT_CHOICES = ("autoaugment", "randaugment", "none")
 RECORD_KEYS = ("decisions",)
 
 
+#: The paper's values of every key the recipe decides.
+PAPER: Mapping[str, Any] = {
+    "optimizer": "rmsprop_tf", "lr_per_256": 0.016, "head_lr_scale": 1.0, "schedule": "step",
+    "warmup_epochs": 5.0, "label_smoothing": 0.1, "drop_path_rate": 0.2, "bn_momentum": 0.01,
+    "bn_mode": "train", "head_init": "paper", "ema_decay": 0.9999, "augment": "autoaugment", "crop_scale": 0.08,
+}
+DECIDED_KEYS: tuple[str, ...] = tuple(PAPER)
 #: The global batch when the recipe does not decide a smaller one (``effnet.train.recipe.decide``).
 DEFAULT_BATCH = 64
 
@@ -159,8 +166,8 @@ class TrainConfig:
         ``model`` is a registered name, a description JSON path or a :class:`effnet.arch.Network`
         (then ``model`` in the config is its name; pass ``model=PATH`` to record a file).
         """
-        from ..arch import Network
-        from ..factory import resolve_description
+        from ..arch import Network  # lazy: the command line reads TrainConfig without the library
+        from ..factory import resolve_description  # lazy: torch only when a model is named
 
         desc = resolve_description(model)
         unknown = sorted(set(overrides) - set(cls.field_names()))
@@ -234,8 +241,6 @@ class TrainConfig:
     # ----- derived values ---------------------------------------------------------------
     def undecided(self) -> list[str]:
         """The recipe keys still ``None`` (decided by ``effnet.train.recipe.decide``)."""
-        from .recipe import DECIDED_KEYS
-
         return [k for k in ("batch_size", *DECIDED_KEYS) if getattr(self, k) is None]
 
     def batch(self) -> int:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .. import factory  # factory.create_model is looked up per call: tests may replace it
 from ..arch import Network, cost
 from .config import TrainConfig
 from .fastpath import choose_training_settings
@@ -50,10 +51,8 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     of this worker process (a study's trial). ``predictions=True`` adds ``val_pred``/``val_target`` and, where ``splits.test`` has images,
     ``test_acc``/``test_pred``/``test_target`` (final weights; per image, in the split's order).
     """
-    from ..factory import create_model, resolve_description
-
     model = desc_or_model if isinstance(desc_or_model, nn.Module) else None
-    desc = model.desc if model is not None else resolve_description(desc_or_model)
+    desc = model.desc if model is not None else factory.resolve_description(desc_or_model)
     base = TrainConfig.for_model(desc)
     # the machine's fastest precision (effnet.train.fastpath; ``decide`` picks the layout the same way);
     # the thread count stays the caller's (a test runner or a study may run one process per core);
@@ -70,7 +69,7 @@ def quick_train(desc_or_model: Network | nn.Module | str, splits, *, img_size: i
     if model is None:
         # built after the recipe so that its model settings (BatchNorm, dropout, ...) take effect
         torch.manual_seed(seed)
-        model = create_model(desc, num_classes=splits.num_classes, pretrained=weights_of(cfg), drop_rate=cfg.dropout,
+        model = factory.create_model(desc, num_classes=splits.num_classes, pretrained=weights_of(cfg), drop_rate=cfg.dropout,
                              drop_path_rate=cfg.drop_path_rate, padding=cfg.padding, bn_eps=cfg.bn_eps,
                              bn_momentum=cfg.bn_momentum)
         if desc.num_classes != splits.num_classes or cfg.head_init == "zero":

@@ -35,15 +35,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from .config import DEFAULT_BATCH, TrainConfig
+from .config import DECIDED_KEYS, DEFAULT_BATCH, PAPER, TrainConfig
 
-#: The paper's values of every key the recipe decides.
-PAPER: Mapping[str, Any] = {
-    "optimizer": "rmsprop_tf", "lr_per_256": 0.016, "head_lr_scale": 1.0, "schedule": "step",
-    "warmup_epochs": 5.0, "label_smoothing": 0.1, "drop_path_rate": 0.2, "bn_momentum": 0.01,
-    "bn_mode": "train", "head_init": "paper", "ema_decay": 0.9999, "augment": "autoaugment", "crop_scale": 0.08,
-}
-DECIDED_KEYS: tuple[str, ...] = tuple(PAPER)
 #: ``recipe="short"``: fixed values that learn in a few hundred steps whatever the run's length (the
 #: studies' and searches' proxy recipe, ``effnet.search.recipes``): AdamW at 2e-3 with a cosine
 #: schedule, BatchNorm momentum 0.1, no EMA, label smoothing or stochastic depth, a zero-initialised
@@ -236,7 +229,7 @@ def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size
              "the paper's 0.01" if momentum == PAPER["bn_momentum"]
              else f"running statistics average over the last {1 / momentum:.0f} steps (the paper's 0.01 averages "
                   f"over 100, more than {BN_WINDOW_FRACTION:.0%} of this {steps}-step run)")
-        from ..data.transforms import crop_scale_for
+        from ..data.transforms import crop_scale_for  # lazy: torchvision only when deciding
 
         crop = round(crop_scale_for(size), 4)
         if regime == "fine-tune":
@@ -303,7 +296,7 @@ def decide(cfg: TrainConfig, *, steps_per_epoch: int, num_classes: int, img_size
             decisions[key] = (given, "set")
     decisions = {"regime": (regime, regime_why), **decisions}
     if cfg.channels_last is None:  # speed only: the layout does not change what the network computes
-        from .fastpath import choose_training_settings
+        from .fastpath import choose_training_settings  # lazy: as crop_scale_for
 
         fast = choose_training_settings(size, "cuda" if cfg.device == "cuda" else "cpu")
         updates["channels_last"] = fast.channels_last

@@ -7,6 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data import load_splits, make_transforms
+from ..factory import create_model, resolve_description
+from ..weights.meta import Preprocessing
 from .config import TrainConfig
 from .recipe import Recipe, decide, input_statistics, steps_per_epoch
 
@@ -17,8 +20,6 @@ def build_model(cfg: TrainConfig, num_classes: int | None = None) -> nn.Module:
     Undecided recipe keys (``None``) leave the model's defaults (BatchNorm momentum 0.01,
     stochastic depth 0.2) in place; :func:`prepare` decides them first.
     """
-    from ..factory import create_model
-
     model = create_model(cfg.model, num_classes=num_classes, in_chans=cfg.in_chans, pretrained=weights_of(cfg),
                          drop_rate=cfg.dropout, drop_path_rate=cfg.drop_path_rate, padding=cfg.padding,
                          bn_eps=cfg.bn_eps, bn_momentum=cfg.bn_momentum)
@@ -46,8 +47,6 @@ def freeze_stages(model: nn.Module, n: int) -> None:
 
 
 def preprocessing_for(model: nn.Module, cfg: TrainConfig, img_size: int):
-    from ..weights.meta import Preprocessing
-
     pre = getattr(model, "preprocessing", None) or Preprocessing(resolution=img_size)
     data = pre.to_dict()
     data["resolution"] = img_size
@@ -58,16 +57,12 @@ def preprocessing_for(model: nn.Module, cfg: TrainConfig, img_size: int):
 
 
 def load_data(cfg: TrainConfig, preprocessing, img_size: int):
-    from ..data import load_splits
-
     return load_splits(cfg.data, img_size=img_size, preprocessing=preprocessing, task=cfg.task,
                        augment=cfg.augment or "none", crop_scale=cfg.crop_scale, seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
                        skip_bad_images=cfg.skip_bad_images, limit_per_class=cfg.limit_per_class)
 
 
 def img_size_of(cfg: TrainConfig) -> int:
-    from ..factory import resolve_description
-
     return cfg.img_size or resolve_description(cfg.model).resolution
 
 
@@ -111,8 +106,6 @@ def prepare(cfg: TrainConfig, splits=None, *, world_size: int = 1) -> Prepared:
                     stats=stats, train_images=len(splits.train), world_size=world_size)
     cfg = recipe.cfg
     if loaded_here and hasattr(splits.train, "transform"):
-        from ..data import make_transforms
-
         splits.train.transform = make_transforms(preprocessing, img_size, train=True, augment=cfg.augment,
                                                  crop_scale=cfg.crop_scale)
 

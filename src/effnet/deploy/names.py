@@ -1,5 +1,5 @@
-"""The names ``effnet bench`` offers, apart from the benchmark itself so that the command line
-lists them without importing torch (``effnet.analysis.bench`` re-exports them)."""
+"""The paths and peers ``effnet bench`` offers, torch-free so that the command line lists them
+without importing torch (``effnet.analysis.bench`` and ``effnet.deploy.peers`` use them)."""
 
 #: Our paths, in the order they run.
 PATHS = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "int8", "openvino_int8")
