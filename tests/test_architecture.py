@@ -43,7 +43,11 @@ def imports(name: str, path: Path, known: dict[str, Path]):
     local = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
              for n in ast.walk(f)}
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    typing_only = {id(n) for guard in ast.walk(tree) if isinstance(guard, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(guard.test) for n in ast.walk(guard)}
     for node in ast.walk(tree):
+        if id(node) in typing_only:  # annotations only: never executed, so no circle at run time
+            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")

@@ -191,7 +191,7 @@ def test_a_damaged_copy_in_the_cache_is_fetched_again(server, torch_home, torchv
 def test_every_b_variant_names_torchvisions_published_file_and_checksum():
     for name in HUB_MODELS:
         entry = hub_weights(name)
-        assert entry.url.startswith("https://download.pytorch.org/models/efficientnet_b")
+        assert entry.url.startswith(f"https://download.pytorch.org/models/{name}")
         assert entry.sha256 and entry.filename.endswith(f"-{entry.sha256}.pth")
         assert len(entry.preprocessing.class_names) == 1000
     assert hub_weights("efficientnet_b0").preprocessing.resolution == 224

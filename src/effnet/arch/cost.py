@@ -8,9 +8,9 @@ parameters are counted as parameters (running statistics are buffers, not parame
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 
+from .kinds import KINDS, down
 from .types import Block, Network, Stage
 
 
@@ -27,11 +27,6 @@ class Cost:
     @property
     def mparams(self) -> float:
         return self.params / 1e6
-
-
-def _down(size: tuple[int, int], stride: int) -> tuple[int, int]:
-    # Output size of a strided conv or pool with "same"-style padding: ceil(H / s).
-    return (-(-size[0] // stride), -(-size[1] // stride))
 
 
 class _Counter:
@@ -67,33 +62,7 @@ def _stage_cost(stage: Stage, in_channels: int, divisor: int, hw_in: tuple[int, 
 
 
 def _block(c: _Counter, b: Block, hw_in: tuple[int, int]) -> tuple[int, int]:
-    hw = _down(hw_in, b.stride)
-    mid = b.mid_channels
-    if b.op == "mbconv":
-        if b.has_expansion:
-            c.conv(b.in_channels, mid, 1, hw_in)
-        c.conv(mid, mid, b.kernel, hw, groups=mid)
-        if b.se_channels:
-            c.se(mid, b.se_channels)
-        c.conv(mid, b.out_channels, 1, hw)
-    elif b.op == "dsconv":
-        c.conv(b.in_channels, b.in_channels, b.kernel, hw, groups=b.in_channels)
-        if b.se_channels:
-            c.se(b.in_channels, b.se_channels)
-        c.conv(b.in_channels, b.out_channels, 1, hw)
-    elif b.op == "conv":
-        c.conv(b.in_channels, b.out_channels, b.kernel, hw)
-        if b.se_channels:
-            c.se(b.out_channels, b.se_channels)
-    else:  # bottleneck
-        c.conv(b.in_channels, mid, 1, hw_in)
-        c.conv(mid, mid, b.kernel, hw)
-        if b.se_channels:
-            c.se(mid, b.se_channels)
-        c.conv(mid, b.out_channels, 1, hw)
-        if b.has_projection_shortcut:
-            c.conv(b.in_channels, b.out_channels, 1, hw)
-    return hw
+    return KINDS[b.op].cost(c, b, hw_in)
 
 
 def cost(desc: Network, resolution: int | tuple[int, int] | None = None, in_chans: int = 3) -> Cost:
@@ -109,10 +78,10 @@ def cost(desc: Network, resolution: int | tuple[int, int] | None = None, in_chan
     if len(hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in hw):
         raise ValueError(f"resolution must be a positive integer or (height, width), got {resolution!r}")
     c = _Counter()
-    size = _down(hw, desc.stem.stride)
+    size = down(hw, desc.stem.stride)
     c.conv(in_chans, desc.stem.out_channels, desc.stem.kernel, size)
     if desc.stem.pool:
-        size = _down(size, 2)
+        size = down(size, 2)
     in_ch = desc.stem.out_channels
     for stage in desc.stages:
         params, macs, size = _stage_cost(stage, in_ch, desc.divisor, size)

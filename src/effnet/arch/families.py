@@ -107,6 +107,30 @@ RESNET50 = Network(
 )
 
 
+#: EfficientNetV2 (Tan & Le, 2021) as torchvision builds it: (op, expand, kernel, stride, out,
+#: repeats, se) per stage, the stem's width, and the training resolution and dropout.
+_V2_ROWS: dict[str, tuple[int, tuple[tuple, ...], int, float]] = {
+    "s": (24, (("fused_mbconv", 1, 3, 1, 24, 2, 0.0), ("fused_mbconv", 4, 3, 2, 48, 4, 0.0),
+               ("fused_mbconv", 4, 3, 2, 64, 4, 0.0), ("mbconv", 4, 3, 2, 128, 6, 0.25),
+               ("mbconv", 6, 3, 1, 160, 9, 0.25), ("mbconv", 6, 3, 2, 256, 15, 0.25)), 384, 0.2),
+    "m": (24, (("fused_mbconv", 1, 3, 1, 24, 3, 0.0), ("fused_mbconv", 4, 3, 2, 48, 5, 0.0),
+               ("fused_mbconv", 4, 3, 2, 80, 5, 0.0), ("mbconv", 4, 3, 2, 160, 7, 0.25),
+               ("mbconv", 6, 3, 1, 176, 14, 0.25), ("mbconv", 6, 3, 2, 304, 18, 0.25),
+               ("mbconv", 6, 3, 1, 512, 5, 0.25)), 480, 0.3),
+    "l": (32, (("fused_mbconv", 1, 3, 1, 32, 4, 0.0), ("fused_mbconv", 4, 3, 2, 64, 7, 0.0),
+               ("fused_mbconv", 4, 3, 2, 96, 7, 0.0), ("mbconv", 4, 3, 2, 192, 10, 0.25),
+               ("mbconv", 6, 3, 1, 224, 19, 0.25), ("mbconv", 6, 3, 2, 384, 25, 0.25),
+               ("mbconv", 6, 3, 1, 640, 7, 0.25)), 480, 0.4),
+}
+
+
+def _v2(key: str) -> Network:
+    stem, rows, resolution, dropout = _V2_ROWS[key]
+    return Network(name=f"efficientnet_v2_{key}", stem=Stem(out_channels=stem, kernel=3, stride=2),
+                   stages=tuple(Stage(*row) for row in rows), head_channels=1280, resolution=resolution,
+                   dropout=dropout, activation="silu")
+
+
 def _variant(base: Network, prefix: str, row: tuple[float, float, int, float], key: str) -> Network:
     width, depth, res, drop = row
     return scale(base, width=width, depth=depth, image_size=res, dropout=drop, name=f"{prefix}_{key}")
@@ -118,6 +142,8 @@ def _registry() -> dict[str, Callable[[], Network]]:
         reg[f"efficientnet_{key}"] = lambda row=row, key=key: _variant(EFFICIENTNET_B0, "efficientnet", row, key)
     for key, row in LITE_VARIANTS.items():
         reg[f"efficientnet_{key}"] = lambda row=row, key=key: _variant(EFFICIENTNET_LITE0, "efficientnet", row, key)
+    for key in _V2_ROWS:
+        reg[f"efficientnet_v2_{key}"] = lambda key=key: _v2(key)
     for base in (MOBILENET_V1, MOBILENET_V2, RESNET50):
         reg[base.name] = lambda base=base: base
     return reg

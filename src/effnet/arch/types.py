@@ -11,14 +11,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from .rounding import make_divisible
+from .kinds import KINDS
 
-#: Block operators a stage can use.
-#: ``mbconv``  mobile inverted bottleneck: [1x1 expand] -> depthwise kxk -> [SE] -> 1x1 linear project
-#: ``dsconv``  depthwise separable (MobileNetV1): depthwise kxk -> [SE] -> 1x1 project, both activated
-#: ``conv``    regular kxk convolution -> [SE]
-#: ``bottleneck`` ResNet v1.5 bottleneck: 1x1 reduce -> kxk (strided) -> 1x1 expand, projection shortcut
-OPS = ("mbconv", "dsconv", "conv", "bottleneck")
+#: Block operators a stage can use: one per module of :mod:`effnet.arch.kinds` (``mbconv``,
+#: ``dsconv``, ``conv``, ``bottleneck``, ``fused_mbconv``, ...; each module says what its kind is).
+OPS = tuple(KINDS)
 ACTIVATIONS = ("silu", "relu", "relu6")
 FORMAT = "effnet.arch"
 FORMAT_VERSION = 1
@@ -111,17 +108,11 @@ class Block:
     @property
     def mid_channels(self) -> int:
         """Width of the block's inner feature map."""
-        if self.op == "mbconv":
-            return max(1, int(round(self.in_channels * self.expand_ratio)))
-        if self.op == "bottleneck":
-            return make_divisible(self.out_channels * self.expand_ratio, self.divisor)
-        if self.op == "dsconv":
-            return self.in_channels
-        return self.out_channels  # conv
+        return KINDS[self.op].mid_channels(self)
 
     @property
     def has_expansion(self) -> bool:
-        return self.op == "mbconv" and self.mid_channels != self.in_channels
+        return KINDS[self.op].has_expansion(self)
 
     @property
     def se_channels(self) -> int:
@@ -131,15 +122,11 @@ class Block:
     @property
     def has_residual(self) -> bool:
         """Whether the block adds a shortcut (and so can be dropped by stochastic depth)."""
-        if self.op == "bottleneck":
-            return self.skip
-        return self.skip and self.stride == 1 and self.in_channels == self.out_channels
+        return KINDS[self.op].has_residual(self)
 
     @property
     def has_projection_shortcut(self) -> bool:
-        return self.op == "bottleneck" and self.skip and (
-            self.stride != 1 or self.in_channels != self.out_channels
-        )
+        return KINDS[self.op].has_projection_shortcut(self)
 
 
 @dataclass(frozen=True)

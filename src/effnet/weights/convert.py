@@ -28,6 +28,7 @@ from typing import Any, Mapping
 import torch
 
 from ..arch import Network
+from ..nn.kinds import BLOCKS
 
 FORMATS = ("effnet", "torchvision", "timm", "lukemelas")
 
@@ -112,7 +113,7 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], fmt: str | None = None
     if fmt == "effnet":
         return dict(state)
     if fmt == "torchvision":
-        return _from_torchvision(state)
+        return _from_torchvision(state, desc)
     if fmt == "timm":
         return _from_timm(state)
     if fmt == "lukemelas":
@@ -120,12 +121,13 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], fmt: str | None = None
     raise ValueError(f"unknown weights format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
-def source_numerics(fmt: str, state: Mapping[str, torch.Tensor], arch_hint: str | None = None) -> Numerics:
+def source_numerics(fmt: str, state: Mapping[str, torch.Tensor], arch_hint: str | None = None,
+                    desc: Network | None = None) -> Numerics:
     """The numerics weights in ``fmt`` were trained with.
 
     * torchvision: BatchNorm eps 1e-5 for B0..B4 and 1e-3 for B5..B7 (torchvision builds those, ported
       from TensorFlow, with eps 1e-3); told apart by head width, 2048 channels and more for B5..B7.
-      Padding symmetric.
+      EfficientNetV2 (a ``desc`` with Fused-MBConv stages): eps 1e-3. Padding symmetric.
     * timm ``efficientnet_*``: eps 1e-5, padding symmetric. timm's ``tf_efficientnet_*`` weights
       (ported from TensorFlow) have *identical* key names and shapes but need eps 1e-3 and TF "same"
       padding; they are recognised only by ``arch_hint`` (a model name starting with ``tf_``, taken
@@ -136,7 +138,8 @@ def source_numerics(fmt: str, state: Mapping[str, torch.Tensor], arch_hint: str 
     """
     if fmt == "torchvision":
         head = _torchvision_head_channels(state)
-        return Numerics(padding="symmetric", bn_eps=1e-3 if head is not None and head >= 2048 else 1e-5)
+        v2 = desc is not None and any(stage.op == "fused_mbconv" for stage in desc.stages)
+        return Numerics(padding="symmetric", bn_eps=1e-3 if v2 or (head is not None and head >= 2048) else 1e-5)
     if fmt == "timm":
         if arch_hint and arch_hint.split("/")[-1].startswith("tf_"):
             return TF_NUMERICS
@@ -164,9 +167,12 @@ def _cna_leaf(index: str, rest: str) -> str:
     return ("conv." if index == "0" else "bn.") + rest
 
 
-def _from_torchvision(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # A torchvision MBConv block is a Sequential: [expand,] depthwise, squeeze-excite, project.
-    # Which conv-norm-act is which follows from how many the block has (3 with expansion, 2 without).
+def _from_torchvision(state: Mapping[str, torch.Tensor], desc: Network | None = None) -> dict[str, torch.Tensor]:
+    # A torchvision block is a Sequential of conv-norm-acts (and squeeze-excite). Which is which
+    # follows from how many the block has, as the block module of its kind names them
+    # (``torchvision_parts``: MBConv's 3 are expand, dw, project); the kind of each stage comes from
+    # ``desc``, MBConv without one.
+    kinds = [stage.op for stage in desc.stages] if desc is not None else []
     convs: dict[tuple[int, int], set[int]] = defaultdict(set)
     for k in state:
         m = _TV_BLOCK.fullmatch(k)
@@ -174,7 +180,8 @@ def _from_torchvision(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
             convs[(int(m[1]), int(m[2]))].add(int(m[3]))
     roles: dict[tuple[int, int, int], str] = {}
     for blk, idx in convs.items():
-        names = {3: ("expand", "dw", "project"), 2: ("dw", "project")}.get(len(idx))
+        kind = kinds[blk[0] - 1] if 0 < blk[0] <= len(kinds) else "mbconv"
+        names = BLOCKS[kind].torchvision_parts.get(len(idx))
         if names:
             for i, name in zip(sorted(idx), names):
                 roles[(*blk, i)] = name

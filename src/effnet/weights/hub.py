@@ -1,6 +1,7 @@
 """Published ImageNet weights, fetched and cached through ``torch.hub``.
 
-Source: torchvision's weight enums. For ``efficientnet_b0``..``efficientnet_b7`` the entry is
+Source: torchvision's weight enums. For ``efficientnet_b0``..``efficientnet_b7`` and
+``efficientnet_v2_s``, ``_m``, ``_l`` the entry is
 ``torchvision.models.get_model_weights(name).DEFAULT`` (``IMAGENET1K_V1`` for every variant but B1,
 whose default is torchvision's own ``IMAGENET1K_V2``). The enum gives the URL, whose file name ends
 in the first hex digits of the file's SHA-256 (torch.hub's convention, checked on download), the
@@ -44,7 +45,7 @@ from .meta import Preprocessing
 #: The environment variable naming a mirror of the published weight files.
 URL_ENV = "EFFNET_WEIGHTS_URL"
 #: Names with published weights on the hub (see the module docstring for the source).
-HUB_MODELS = tuple(f"efficientnet_b{i}" for i in range(8))
+HUB_MODELS = tuple(f"efficientnet_b{i}" for i in range(8)) + tuple(f"efficientnet_v2_{k}" for k in "sml")
 #: torch.hub's convention: ``name-<hex>.ext`` carries the first hex digits of the file's SHA-256.
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.")
 

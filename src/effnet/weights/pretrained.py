@@ -126,7 +126,7 @@ def _from_foreign(desc: Network, ckpt: Checkpoint, source: str, prep: Preprocess
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
     state = convert_state_dict(ckpt.state, fmt, desc)
-    numerics = numerics or source_numerics(fmt, ckpt.state, ckpt.info.get("hint"))
+    numerics = numerics or source_numerics(fmt, ckpt.state, ckpt.info.get("hint"), desc)
     num_classes = _num_classes(state, desc.num_classes)
     desc = desc.replace(num_classes=num_classes)
     if prep is None:
