@@ -31,7 +31,8 @@ from effnet.analysis.bench import environment
 from effnet.arch import cost
 from effnet.deploy.export import export_onnx
 from effnet.deploy.quantize import quantize_onnx
-from effnet.deploy.runtime import cpu_cores, ort_session, run_session, time_interleaved
+from effnet.deploy.runtime import ort_session, run_session, time_interleaved
+from effnet.machine import cpu_count as cpu_cores
 
 
 def matmul_gflops(threads: int, n: int = 2048, repeats: int = 20) -> float:

@@ -65,7 +65,7 @@ def make_trainer(kind: str, opts: dict, size: int, batch: int, steps: int):
 
 def cpu_description() -> tuple[str, list[str]]:
     """The CPU's model name and the flags that decide CPU training speed."""
-    from effnet.train.fastpath import cpu_flags
+    from effnet.machine import cpu_flags
 
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "fma"})
     cpu_name = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
@@ -76,7 +76,8 @@ def cpu_description() -> tuple[str, list[str]]:
 def main() -> int:
     import torch
 
-    from effnet.train.fastpath import choose_training_settings, cpu_flags, native_bf16
+    from effnet.machine import cpu_flags, native_bf16
+    from effnet.train.fastpath import choose_training_settings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64)

@@ -23,7 +23,8 @@ import torch
 import effnet
 from effnet.deploy.export import export_onnx
 from effnet.deploy.paths import compiled_model, onnx_runner
-from effnet.deploy.runtime import cpu_cores, time_interleaved
+from effnet.deploy.runtime import time_interleaved
+from effnet.machine import cpu_count as cpu_cores
 
 LAYOUT_OPS = ("copy_", "contiguous", "clone", "reorder", "to_dense", "to_mkldnn", "_to_copy", "as_strided")
 

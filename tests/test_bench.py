@@ -135,9 +135,9 @@ def test_table_names_our_fastest_path_per_setting():
 
 
 def test_bf16_path_is_skipped_on_a_cpu_without_native_bf16(monkeypatch, tiny_json):
-    import effnet.train.fastpath as fastpath
+    import effnet.machine as machine
 
-    monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2"}))
     rows = run_bench([str(tiny_json)], batch_sizes=[1], img_size=32, paths=["bf16", "eager"], peers=[],
                      repeats=1, warmup=0)
     assert not rows[0].ok and "no AVX512-BF16 or AMX" in rows[0].note

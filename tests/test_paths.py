@@ -97,9 +97,9 @@ def tiny_model():
 
 @pytest.mark.parametrize("flags,runs", [({"avx2", "fma"}, False), ({"avx512f", "avx512_bf16"}, True)])
 def test_bf16_runs_only_on_a_cpu_with_native_bf16(monkeypatch, tiny_model, flags, runs):
-    import effnet.train.fastpath as fastpath
+    import effnet.machine as machine
 
-    monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(flags))
     report = choose_paths(tiny_model, [1], 32, ["eager", "bf16"], repeats=1, warmup=0,
                           heldout=(IMAGES[:4, :, :, :].repeat(4, 2).repeat(4, 3), LABELS[:4]), photos=False)
     bf16 = next(r for r in report.results if r.path == "bf16")
@@ -121,9 +121,9 @@ def test_openvino_runs_the_exported_graph_as_pytorch_does_at_any_batch_and_size(
 
 def test_openvino_bf16_runs_only_on_a_cpu_with_native_bf16(monkeypatch, tiny_model, tmp_path):
     pytest.importorskip("openvino")
-    import effnet.train.fastpath as fastpath
+    import effnet.machine as machine
 
-    monkeypatch.setattr(fastpath, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     with pytest.raises(effnet.errors.EffnetError, match="no AVX512-BF16 or AMX, which OpenVINO's bf16 precision needs"):
         paths.build_runner(tiny_model, "openvino_bf16", tmp_path)
     monkeypatch.undo()

@@ -2,7 +2,8 @@
 import pytest
 
 from effnet.train import TrainConfig
-from effnet.train.fastpath import BF16_MIN_PIXELS, choose_training_settings, cpu_flags, native_bf16
+from effnet.machine import cpu_flags, native_bf16
+from effnet.train.fastpath import BF16_MIN_PIXELS, choose_training_settings
 
 AVX2 = frozenset({"avx", "avx2", "fma"})
 SAPPHIRE = AVX2 | {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}

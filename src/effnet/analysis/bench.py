@@ -27,14 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import machine
 from ..deploy.export import export_onnx, fold_batchnorm
 from ..deploy.loading import load_model_arg
 from ..deploy.names import PATHS, PEERS
 from ..deploy.openvino_int8 import quantize_openvino
 from ..deploy.peers import export_peer_onnx, peer_model
 from ..deploy.quantize import first_convolutions, quantize_onnx
-from ..deploy.runtime import check_timing_args, cpu_cores, openvino_runner, ort_session, run_session, time_interleaved
-from ..train import fastpath
+from ..deploy.runtime import check_timing_args, openvino_runner, ort_session, run_session, time_interleaved
 
 PEER_PATHS = ("eager", "onnxruntime")
 PATH_LABELS = {
@@ -131,7 +131,7 @@ def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[
         fast = model.optimize_for_inference(channels_last=True)
         return _torch_runner(fast, x.contiguous(memory_format=torch.channels_last))
     if path == "bf16":
-        if not fastpath.native_bf16(fastpath.cpu_flags()):
+        if not machine.native_bf16(machine.cpu_flags()):
             raise RuntimeError("this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32")
         fast = model.optimize_for_inference(channels_last=True)
         xc = x.contiguous(memory_format=torch.channels_last)
@@ -226,7 +226,7 @@ def run_bench(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), img_s
     check_timing_args(batch_sizes, repeats, warmup)
     say = progress or (lambda _msg: None)
     threads_before = torch.get_num_threads()
-    torch.set_num_threads(threads or cpu_cores())
+    torch.set_num_threads(threads or machine.cpu_count())
     # Random weights drive activations into denormal floats, which CPUs process far more slowly than
     # trained weights would; flush them for every path (ONNX Runtime sessions do the same).
     torch.set_flush_denormal(True)
@@ -304,12 +304,7 @@ def _add_ratios(results: list[BenchResult]) -> None:
 
 def environment() -> dict:
     """Machine, versions and date for a benchmark record."""
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = machine.cpu_model()
     import onnxruntime
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
@@ -320,7 +315,7 @@ def environment() -> dict:
             pass
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu, "cores": cpu_cores(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu, "cores": machine.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(), "versions": versions,
     }

@@ -99,9 +99,9 @@ def choose(args: argparse.Namespace, peers: list[str]) -> int:
 
     import torch
 
-    from ..deploy.runtime import cpu_cores
+    from .. import machine
 
-    torch.set_num_threads(args.threads or cpu_cores())
+    torch.set_num_threads(args.threads or machine.cpu_count())
     tolerance = Tolerance(args.min_agreement / 100, args.max_drop, args.int8_max_drop, args.int8_min_agreement / 100)
     for flag, value in (("--eval-limit", args.eval_limit), ("--calib-images", args.calib_images)):
         if value is not None and value < 1:

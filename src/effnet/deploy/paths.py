@@ -34,17 +34,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import machine as host
 from ..data import load_splits, make_transforms
 from ..errors import EffnetError, missing_extra
 from ..fsutil import atomic_write_text
 from ..search.stats import bootstrap, matrices, paired_difference
-from ..train import fastpath
 from .export import export_onnx
 from .exported import deployment_metadata
 from .openvino_int8 import quantize_openvino
 from .peers import export_peer_onnx, peer_model
 from .quantize import dataset_batches, eval_view, first_convolutions, quantize_onnx
-from .runtime import Runner, check_timing_args, cpu_cores, openvino_runner, ort_session, run_session, time_interleaved
+from .runtime import Runner, check_timing_args, openvino_runner, ort_session, run_session, time_interleaved
 
 #: Every candidate, in the order they are set up and shown; ``eager`` is the fp32 reference.
 CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "openvino", "openvino_bf16", "int8",
@@ -174,13 +174,8 @@ class PathReport:
 def machine() -> dict:
     """What makes a timing valid only here: CPU model and flags, cores, library versions (installing or
     removing OpenVINO changes which paths exist, so its version is part of it too)."""
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    flags = sorted(fastpath.cpu_flags())
+    cpu = host.cpu_model()
+    flags = sorted(host.cpu_flags())
     try:
         import onnxruntime
 
@@ -195,13 +190,13 @@ def machine() -> dict:
         ov_version = None
     simd = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))]
     return {"cpu": cpu, "simd_flags": simd, "flags_sha1": hashlib.sha1(" ".join(flags).encode()).hexdigest()[:12],
-            "cores": cpu_cores(), "torch": torch.__version__, "onnxruntime": ort_version, "openvino": ov_version,
+            "cores": host.cpu_count(), "torch": torch.__version__, "onnxruntime": ort_version, "openvino": ov_version,
             "python": platform.python_version()}
 
 
 def bf16_supported() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
-    return fastpath.native_bf16(fastpath.cpu_flags())
+    return host.native_bf16(host.cpu_flags())
 
 
 BF16_UNSUPPORTED = "this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32"

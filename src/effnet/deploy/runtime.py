@@ -2,25 +2,17 @@
 plugin, and interleaved timing."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import machine
 from ..errors import EffnetError, missing_extra
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
-
-
-def cpu_cores() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def ort_session(path: str | Path, threads: int | None = None, optimization: str = "all"):
@@ -31,7 +23,7 @@ def ort_session(path: str | Path, threads: int | None = None, optimization: str 
     if optimization not in _LEVELS:
         raise ValueError(f"optimization must be one of {', '.join(_LEVELS)}, got {optimization!r}")
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or cpu_cores()
+    opts.intra_op_num_threads = threads or machine.cpu_count()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimization])
@@ -132,7 +124,7 @@ def openvino_runner(onnx_path: Path, bf16: bool = False) -> Runner:
     Runtime's sessions; latency mode (one inference at a time, all threads on it)."""
     core = import_openvino().Core()
     config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
-              "INFERENCE_NUM_THREADS": cpu_cores()}
+              "INFERENCE_NUM_THREADS": machine.cpu_count()}
     requests: dict[tuple[int, ...], object] = {}
 
     def request(shape: tuple[int, ...]):

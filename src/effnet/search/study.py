@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .. import machine
 from ..arch import Network, cost
 from ..arch.matching import match_flops
 from ..checks import check_float, check_int
@@ -368,15 +369,9 @@ def run_record(study: PlannedStudy) -> dict[str, Any]:
     finish, the summed trial time, and this machine (CPU, cores, torch). Written beside every
     summary, so a document quoting the study can say what it cost."""
     import os
-    import platform
 
     done = [r for r in study.records() if r.state == "COMPLETE" and r.started and r.finished]
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = machine.cpu_model()
     try:
         from importlib.metadata import version
 

@@ -26,36 +26,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from .. import machine
 
 #: Smallest image side at which bf16 autocast is chosen on a CPU with native bfloat16.
 BF16_MIN_PIXELS = 192
-
-
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The feature flags of the first CPU listed in ``cpuinfo`` (empty where there is no such file)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def native_bf16(flags: frozenset[str]) -> bool:
-    """Whether a CPU with these flags computes in bfloat16 natively (AVX512-BF16 or AMX-BF16)."""
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -98,10 +74,10 @@ def choose_training_settings(img_size: int, device: str = "cpu", *, flags: froze
         return FastSettings("cuda", True, "auto", False, None, (
             "channels_last: cuDNN's NHWC kernels", "amp auto: bf16 where the GPU supports it, else fp16",
             "eager: compilation is left to the caller"))
-    flags = cpu_flags() if flags is None else flags
+    flags = machine.cpu_flags() if flags is None else flags
     env = os.environ if env is None else env
     reasons = ["channels_last: oneDNN's depthwise and 1x1 convolutions are fastest in NHWC"]
-    if not native_bf16(flags):
+    if not machine.native_bf16(flags):
         amp = "none"
         reasons.append("amp none: this CPU has no AVX512-BF16 or AMX, so bf16 would be emulated (slower than fp32)")
     elif img_size < BF16_MIN_PIXELS:
@@ -116,6 +92,6 @@ def choose_training_settings(img_size: int, device: str = "cpu", *, flags: froze
         threads = None
         reasons.append(f"threads: OMP_NUM_THREADS={env['OMP_NUM_THREADS']} is kept")
     else:
-        threads = cores or cpu_count()
+        threads = cores or machine.cpu_count()
         reasons.append(f"threads: {threads}, one per usable CPU")
     return FastSettings("cpu", True, amp, False, threads, tuple(reasons))

@@ -8,6 +8,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .. import machine
 from .config import TrainConfig
 
 
@@ -21,10 +22,8 @@ def resolve_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
 
 def cpu_supports_bf16() -> bool:
     """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16 autocast
-    still works but is emulated and slow. Uses torch's own (private) capability probe."""
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool((probe and probe()) or (amx and amx()))
+    still works but is emulated and slow."""
+    return machine.native_bf16(machine.cpu_flags())
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
