@@ -79,7 +79,9 @@ def _export_path(args: argparse.Namespace, model) -> int:
     path = check_path(args.path, ("auto", "fp32", "int8", "openvino_int8", "bf16"))
     if args.format == "torchscript" and path != "fp32":
         raise ValueError(f"--path {path} exports ONNX or OpenVINO IR; got --format torchscript")
-    size = getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    from ..weights.meta import input_size
+
+    size = input_size(model)
     if path == "auto":
         cache = PathCache()
         if cache.warning:

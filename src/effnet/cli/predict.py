@@ -67,9 +67,10 @@ def _predict_on_path(args: argparse.Namespace, model):
 
     from ..deploy.paths import INT8_PATHS, PREDICT_PATHS, PathCache, build_runner, cached_or_measured, check_path, model_identity
     from ..deploy.predict import image_views, predict_files
+    from ..weights.meta import input_size
 
     path = check_path(args.path, ["auto", *PREDICT_PATHS])
-    size = args.img_size or getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    size = input_size(model, args.img_size)
     candidate = PREDICT_PATHS.get(path)
     if path == "auto":
         cache = PathCache()

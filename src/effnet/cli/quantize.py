@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load_splits
     from ..deploy.loading import load_model_arg
     from ..deploy.quantize import quantize_model
+    from ..weights.meta import input_size
 
     if args.qat_epochs < 0 or args.qat_lr <= 0:
         raise ValueError(f"--qat-epochs must be >= 0 and --qat-lr > 0, got {args.qat_epochs:g} and {args.qat_lr:g}")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must name a .onnx file, got {args.out}")
     model = load_model_arg(args.model, pretrained=args.pretrained)
     prep = getattr(model, "preprocessing", None)
-    size = args.img_size or getattr(prep, "resolution", 224)
+    size = input_size(model, args.img_size)
     splits = load_splits(args.data, img_size=size, preprocessing=prep, seed=args.seed,
                          limit_per_class=args.limit_per_class)
     report = quantize_model(model, splits, args.out, calib_images=args.calib_images, img_size=size,

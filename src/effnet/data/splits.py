@@ -7,7 +7,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..weights.meta import Preprocessing
+from ..weights.meta import DEFAULT_RESOLUTION, Preprocessing
 from .datasets import ImageDataset, Splits, read_csv_list, read_image_folder, split_sizes
 from .elpv import ELPV_TASKS, elpv_records
 from .fashion_mnist import ArrayDataset, fashion_mnist_splits
@@ -184,7 +184,7 @@ def load_splits(
     """
     _check_args(img_size, val_fraction, test_fraction, limit_per_class, seed)
     if preprocessing is None:
-        preprocessing = Preprocessing(resolution=img_size or 224)
+        preprocessing = Preprocessing(resolution=img_size or DEFAULT_RESOLUTION)
     size = img_size or preprocessing.resolution
     train_tf = make_transforms(preprocessing, size, train=True, augment=augment, crop_scale=crop_scale)
     eval_tf = make_transforms(preprocessing, size, train=False)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..fsutil import atomic_path
+from ..weights.meta import input_size
 from .exported import add_onnx_metadata, deployment_metadata
 from .runtime import import_openvino, ort_session, run_session
 
@@ -49,7 +50,7 @@ def _io_names(model: nn.Module) -> tuple[list[str], dict[str, dict[int, str]]]:
 
 
 def _example(model: nn.Module, size: int | None) -> torch.Tensor:
-    res = size or getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    res = input_size(model, size)
     return torch.randn(1, getattr(model, "in_chans", 3), res, res)
 
 

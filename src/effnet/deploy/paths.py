@@ -39,6 +39,7 @@ from ..data import load_splits, make_transforms
 from ..errors import EffnetError, missing_extra
 from ..fsutil import atomic_write_text
 from ..search.stats import bootstrap, matrices, paired_difference
+from ..weights.meta import input_size
 from .export import export_onnx
 from .exported import deployment_metadata
 from .openvino_int8 import quantize_openvino
@@ -500,7 +501,7 @@ def choose_paths(model: nn.Module, batch_sizes: Sequence[int] = (1,), img_size: 
         raise EffnetError("accuracy needs the sample photos or labelled held-out data")
     candidates = ["eager"] + [p for p in candidates if p != "eager"]  # the reference always runs
     model = model.eval()
-    size = img_size or getattr(getattr(model, "preprocessing", None), "resolution", None) or 224
+    size = input_size(model, img_size)
     chans = getattr(model, "in_chans", 3)
     report = PathReport([], tolerance, repeats, machine(), heldout_name)
     flush = torch.set_flush_denormal(True)  # as ONNX Runtime's sessions do (effnet.deploy.runtime)

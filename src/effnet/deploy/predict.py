@@ -11,6 +11,7 @@ from torch import nn
 
 from ..data import load_image, make_transforms
 from ..errors import EffnetError
+from ..weights.meta import input_size
 from .loading import class_names_of
 
 
@@ -58,7 +59,7 @@ def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5,
         raise ValueError("no image files given")
     prep = getattr(model, "preprocessing", None)
     own = getattr(prep, "resolution", None)
-    size = img_size or own or 224
+    size = input_size(model, img_size)
     warnings: list[str] = []
     if img_size is not None and own is not None and img_size != own:
         warnings.append(f"--img-size {img_size} differs from the model's own resolution {own}; "

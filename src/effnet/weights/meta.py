@@ -6,13 +6,23 @@ from dataclasses import asdict, dataclass, field
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
+#: The input size of a model that carries no preprocessing (ImageNet's usual).
+DEFAULT_RESOLUTION = 224
+
+
+def input_size(model: object, size: int | None = None) -> int:
+    """The image side to feed ``model``: ``size`` when given, else its preprocessing's resolution,
+    else :data:`DEFAULT_RESOLUTION`."""
+    if size:
+        return size
+    return getattr(getattr(model, "preprocessing", None), "resolution", None) or DEFAULT_RESOLUTION
 
 
 @dataclass(frozen=True)
 class Preprocessing:
     """Resize to ``resolution / crop_fraction``, centre-crop ``resolution``, normalise."""
 
-    resolution: int = 224
+    resolution: int = DEFAULT_RESOLUTION
     crop_fraction: float = 0.875
     interpolation: str = "bicubic"
     mean: tuple[float, ...] = IMAGENET_MEAN
