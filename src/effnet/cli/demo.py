@@ -58,9 +58,27 @@ def plan(out: Path, quick: bool) -> dict[str, list[list[str]]]:
                     "--img-size", "32", "--budget-epochs", str(s["search_epochs"]), "--grid-step", "0.1",
                     "--tolerance", str(s["search_tolerance"]), "--max-coefficient", str(s["search_max"]), "--limit-per-class", str(s["search_limit"]),
                     "--out", str(out / "scale-search")],
-                   ["scale", "--base", "efficientnet_b0", "--coefficients", str(out / "scale-search" / "best.json"),
-                    "--phi", "0,1,2,3", "--img-size", "32", "--out", str(out / "family")]],
+                   family_argv(out, decided=False)],
     }
+
+
+def family_argv(out: Path, decided: bool) -> list[str]:
+    """The family step: the grid search's coefficients when it named a winner, else the paper's."""
+    coefficients = (["--coefficients", str(out / "scale-search" / "best.json")] if decided
+                    else ["--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15"])
+    return ["scale", "--base", "efficientnet_b0", *coefficients, "--phi", "0,1,2,3", "--img-size", "32",
+            "--out", str(out / "family")]
+
+
+def search_decided(out: Path) -> bool:
+    """Whether the demo's grid search named a winner (its ``best.json``)."""
+    import json
+
+    try:
+        summary = json.loads((out / "scale-search" / "best.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(summary.get("decided")) and (summary.get("best") or {}).get("role") == "winner"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +93,12 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     for step in steps:
         for argv in commands[step]:
+            if argv[0] == "scale":  # after the grid search: its coefficients only if it decided
+                decided = search_decided(out)
+                argv = family_argv(out, decided)
+                print("\neffnet demo: " + ("the grid search named a winner; the family uses its coefficients" if decided
+                                         else "the grid search did not decide (its verdict says why); the family uses "
+                                              "the paper's coefficients alpha 1.2, beta 1.1, gamma 1.15"))
             print(f"\n$ effnet {shlex.join(argv)}", flush=True)
             code = main(argv)
             if code:
