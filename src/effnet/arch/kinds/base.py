@@ -7,6 +7,7 @@ Pure Python, like the rest of :mod:`effnet.arch`.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def down(size: tuple[int, int], stride: int) -> tuple[int, int]:
     return (-(-size[0] // stride), -(-size[1] // stride))
 
 
-class BlockKind:
+class BlockKind(ABC):
     """One kind of block. Subclasses set ``name`` and ``summary`` and define ``cost``; the defaults
     below describe a block whose inner width is its output width and whose identity shortcut exists
     where the shapes allow it."""
@@ -38,6 +39,6 @@ class BlockKind:
     def has_projection_shortcut(self, b: Block) -> bool:
         return False
 
+    @abstractmethod
     def cost(self, counter: Any, b: Block, hw_in: tuple[int, int]) -> tuple[int, int]:
         """Count the block's parameters and multiply-adds into ``counter``; return its output size."""
-        raise NotImplementedError
