@@ -11,8 +11,10 @@ from .errors import EffnetError
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` if it is an integer (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise EffnetError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise EffnetError(f"{name} must be {what}, got {value!r}")
     return value
 
 

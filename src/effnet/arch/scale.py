@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from ..checks import check_int
 from .rounding import round_filters, round_repeats
 from .types import Network
 
@@ -88,8 +89,7 @@ def scale(
             raise ValueError(f"{n} multiplier {v:.3g} is too large (limit {limit:g})")
 
     if image_size is not None:
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        check_int("image_size", image_size, 1)
         res = image_size
     else:
         res = int(round(desc.resolution * m.resolution))

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..checks import check_int
 from .kinds import KINDS
 
 #: Block operators a stage can use: one per module of :mod:`effnet.arch.kinds` (``mbconv``,
@@ -19,11 +20,6 @@ OPS = tuple(KINDS)
 ACTIVATIONS = ("silu", "relu", "relu6")
 FORMAT = "effnet.arch"
 FORMAT_VERSION = 1
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_float(name: str, value: Any, low: float, high: float, *, high_open: bool = True) -> None:
@@ -57,13 +53,13 @@ class Stage:
         if self.op not in OPS:
             raise ValueError(f"stage op must be one of {', '.join(OPS)}, got {self.op!r}")
         _check_float("expand_ratio", self.expand_ratio, 1e-6, 64.0)
-        _check_int("kernel", self.kernel)
+        check_int("kernel", self.kernel, 1)
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd, got {self.kernel}")
         if self.stride not in (1, 2) or isinstance(self.stride, bool):
             raise ValueError(f"stride must be 1 or 2, got {self.stride!r}")
-        _check_int("out_channels", self.out_channels)
-        _check_int("repeats", self.repeats)
+        check_int("out_channels", self.out_channels, 1)
+        check_int("repeats", self.repeats, 1)
         _check_float("se_ratio", self.se_ratio, 0.0, 1.0)
         if not isinstance(self.skip, bool):
             raise ValueError(f"skip must be true or false, got {self.skip!r}")
@@ -79,8 +75,8 @@ class Stem:
     pool: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("stem out_channels", self.out_channels)
-        _check_int("stem kernel", self.kernel)
+        check_int("stem out_channels", self.out_channels, 1)
+        check_int("stem kernel", self.kernel, 1)
         if self.kernel % 2 == 0:
             raise ValueError(f"stem kernel must be odd, got {self.kernel}")
         if self.stride not in (1, 2) or isinstance(self.stride, bool):
@@ -154,15 +150,15 @@ class Network:
             raise ValueError("stages must be a non-empty sequence of Stage")
         object.__setattr__(self, "stages", stages)
         if self.head_channels is not None:
-            _check_int("head_channels", self.head_channels)
-        _check_int("resolution", self.resolution)
+            check_int("head_channels", self.head_channels, 1)
+        check_int("resolution", self.resolution, 1)
         _check_float("dropout", self.dropout, 0.0, 1.0)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        _check_int("num_classes", self.num_classes, minimum=0)
+        check_int("num_classes", self.num_classes, 0)
         if not isinstance(self.fixed_stem_head, bool):
             raise ValueError(f"fixed_stem_head must be true or false, got {self.fixed_stem_head!r}")
-        _check_int("divisor", self.divisor)
+        check_int("divisor", self.divisor, 1)
 
     # ----- derived views -------------------------------------------------------------
     def blocks(self) -> Iterator[Block]:

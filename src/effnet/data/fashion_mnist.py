@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..checks import check_int
 from ..weights.meta import Preprocessing
 from .datasets import Splits, split_sizes
 
@@ -152,8 +153,7 @@ def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: flo
     28 px originals are resized once, bilinear with antialiasing). With ImageNet-style 3-channel
     preprocessing the gray channel is repeated; a one-element mean gives 1-channel tensors.
     """
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
-        raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
+    check_int("img_size", img_size, 1)
     if limit_per_class is not None and (isinstance(limit_per_class, bool) or not isinstance(limit_per_class, int)
                                         or limit_per_class < 1):
         raise ValueError(f"limit_per_class must be a positive integer, got {limit_per_class!r}")

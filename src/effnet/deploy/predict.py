@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import check_int
 from ..data import load_image, make_transforms
 from ..errors import EffnetError
 from ..weights.meta import input_size
@@ -53,8 +54,7 @@ def predict_files(model: nn.Module, paths: Sequence[str | Path], top_k: int = 5,
     model another way; by default it runs in PyTorch with BatchNorm folded and channels_last.
     """
     for name, value in (("top_k", top_k), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_int(name, value, 1)
     if not paths:
         raise ValueError("no image files given")
     prep = getattr(model, "preprocessing", None)

@@ -35,6 +35,7 @@ import numpy as np
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..checks import check_int
 from ..fsutil import atomic_path
 from .export import export_onnx
 from .qat import qat_finetune
@@ -270,8 +271,7 @@ def quantize_model(model: nn.Module, splits, out_path: str | Path, *, calib_imag
     calibration, or ``minmax`` after QAT (whose simulated ranges are minima and maxima).
     """
     method = method or ("minmax" if qat_epochs else "percentile")
-    if isinstance(calib_images, bool) or not isinstance(calib_images, int) or calib_images < 1:
-        raise ValueError(f"calib_images must be a positive integer, got {calib_images!r}")
+    check_int("calib_images", calib_images, 1)
     if eval_split not in ("val", "test"):
         raise ValueError(f"eval_split must be 'val' or 'test', got {eval_split!r}")
     held_out = getattr(splits, eval_split)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..arch import Network
+from ..checks import check_int
 from .blocks import NormOptions, make_block
 from .layers import PADDINGS, ConvNormAct, make_max_pool
 
@@ -62,8 +63,7 @@ class EfficientNet(nn.Module):
         super().__init__()
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+        check_int("in_chans", in_chans, 1)
         if not (isinstance(drop_path_rate, (int, float)) and 0.0 <= drop_path_rate < 1.0):
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
         if num_classes is not None:

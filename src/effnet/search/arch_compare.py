@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..checks import check_int
 from ..errors import EffnetError
 from ..fsutil import atomic_savefig, atomic_write_text
 from .arch_search import ArchSearchSettings, Evaluator, STRATEGIES, open_storage, run_arch_search
@@ -41,8 +42,7 @@ def check_plan(strategies: Sequence[str], search_seeds: int, n_trials: int) -> t
     if len(strategies) < 2 or len(set(strategies)) != len(strategies):
         raise EffnetError(f"compare at least two different strategies, got {', '.join(strategies) or 'none'}")
     for what, v in (("number of search seeds", search_seeds), ("number of trials", n_trials)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise EffnetError(f"{what} must be a positive integer, got {v!r}")
+        check_int(what, v, 1)
     return strategies
 
 

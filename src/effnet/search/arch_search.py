@@ -38,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .. import train  # train.quick_train is looked up per call: tests and tools may replace it
 from ..arch import Network, cost
+from ..checks import check_int
 from ..fsutil import atomic_savefig, atomic_write_text
 from . import stats
 from .arch_space import BASES, ArchSpace, reward
@@ -94,12 +95,9 @@ class ArchSearchSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name != "img_size" else 8):
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'img_size' else 8}, got {v!r}")
-        if isinstance(self.budget_epochs, bool) or not isinstance(self.budget_epochs, int) or self.budget_epochs < 1:
-            raise ValueError(f"budget epochs must be a positive integer, got {self.budget_epochs!r}")
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ValueError(f"number of seeds must be a positive integer, got {self.seeds!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_int("budget epochs", self.budget_epochs, 1)
+        check_int("number of seeds", self.seeds, 1)
+        check_int("seed", self.seed, 0)
         check_recipe(self.recipe)
         if isinstance(self.controller, dict):
             object.__setattr__(self, "controller", ControllerConfig(**self.controller))
@@ -303,8 +301,7 @@ def run_arch_search(settings: ArchSearchSettings, evaluate: Evaluator, *, n_tria
     ``evaluate`` raising ValueError or RuntimeError fails that trial (the message is kept in the
     trial's ``error`` attribute) and the search goes on.
     """
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"number of trials must be a positive integer, got {n_trials!r}")
+    check_int("number of trials", n_trials, 1)
     study = open_study(settings, storage=storage, study_name=study_name, seed=seed)
     space = settings.space()
 
@@ -414,8 +411,7 @@ class TrainEvaluator:
     def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "short",
                  lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False,
                  seeds: int = 1, score_test: bool = True) -> None:
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise ValueError(f"number of seeds must be an integer >= 1, got {seeds!r}")
+        check_int("number of seeds", seeds, 1)
         if not score_test:
             from dataclasses import replace as replace_field
 
@@ -516,8 +512,7 @@ def analyse_search(study: optuna.Study, settings: ArchSearchSettings, *, top: in
     choose. A winner is named only when it alone is left after the indistinguishable set is taken;
     otherwise the verdict names the set and its cheapest member as a pick by cost.
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"number of top candidates must be a positive integer, got {top!r}")
+    check_int("number of top candidates", top, 1)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "reward" in t.user_attrs]
     if not done:
         raise ValueError(f"study {study.study_name!r} has no complete trials yet")

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import train  # train.quick_train is looked up per call: tests and tools may replace it
 from ..arch import Network
+from ..checks import check_int
 from ..data import load_splits
 from ..errors import EffnetError
 from .recipes import DEFAULT_RECIPE, check_recipe, headless, quick_train_options
@@ -46,8 +47,7 @@ class QuickTrainer:
     def __post_init__(self) -> None:
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise EffnetError(f"the training budget must be at least 1 epoch, got {self.epochs!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise EffnetError(f"batch size must be an integer >= 1, got {self.batch_size!r}")
+        check_int("batch size", self.batch_size, 1)
         if self.augment not in AUGMENT_CHOICES:
             raise EffnetError(f"augment must be one of {', '.join(AUGMENT_CHOICES)}, got {self.augment!r}")
         check_recipe(self.recipe)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import machine
+from ..checks import check_int
 
 #: Smallest image side at which bf16 autocast is chosen on a CPU with native bfloat16.
 BF16_MIN_PIXELS = 192
@@ -70,8 +71,7 @@ def choose_training_settings(img_size: int, device: str = "cpu", *, flags: froze
     ``flags``, ``cores`` and ``env`` default to this machine's CPU flags, usable CPUs and
     environment (tests pass others).
     """
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
-        raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
+    check_int("img_size", img_size, 1)
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
     if device == "cuda":

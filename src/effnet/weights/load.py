@@ -6,6 +6,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from ..checks import check_int
+
 STEM_WEIGHT = "stem.conv.weight"
 _HEAD_PREFIXES = ("head.", "classifier.")
 _SHOWN = 3  # mismatches named in an error; the rest are counted
@@ -22,8 +24,7 @@ def adapt_stem_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     """
     if weight.ndim != 4 or weight.shape[1] != 3:
         raise ValueError(f"only a 3-channel stem weight can be adapted, got shape {list(weight.shape)}")
-    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+    check_int("in_chans", in_chans, 1)
     if in_chans == 3:
         return weight
     if in_chans == 1:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..checks import check_int
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
@@ -30,8 +32,7 @@ class Preprocessing:
     class_names: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 1:
-            raise ValueError(f"preprocessing resolution must be a positive integer, got {self.resolution!r}")
+        check_int("preprocessing resolution", self.resolution, 1)
         if not (isinstance(self.crop_fraction, (int, float)) and 0 < self.crop_fraction <= 1):
             raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction!r}")
         if self.interpolation not in INTERPOLATIONS:
