@@ -190,3 +190,12 @@ def test_same_padding_max_pool_exports_as_one_max_pool_with_auto_pad(tmp_path):
     # odd sizes put the extra padding at the bottom/right, where -inf never wins
     checks = verify_onnx(model, path, [(1, 64, 64), (2, 65, 63), (1, 33, 50)])
     assert all(c.ok for c in checks), [c.line() for c in checks]
+
+
+def test_the_export_check_allows_a_difference_relative_to_large_outputs_and_absolute_below_1():
+    from effnet.deploy.export import TOLERANCE, Check
+
+    assert Check((1, 3, 8, 8), 8e-3, 219.0).ok  # fp32 rounding through a deep net with logits in the hundreds
+    assert not Check((1, 3, 8, 8), 0.05, 219.0).ok
+    assert Check((1, 3, 8, 8), TOLERANCE, 0.5).ok and not Check((1, 3, 8, 8), 2 * TOLERANCE, 0.5).ok
+    assert "FAILED (> 0.022)" in Check((1, 3, 8, 8), 0.05, 219.0).line()

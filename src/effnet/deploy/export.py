@@ -22,7 +22,9 @@ from ..weights.meta import input_size
 from .exported import add_onnx_metadata, deployment_metadata
 from .runtime import import_openvino, ort_session, run_session
 
-#: Tolerance on the largest absolute difference between exported and PyTorch outputs.
+#: Tolerance on the largest difference between exported and PyTorch outputs, relative to the largest
+#: output where that exceeds 1 (absolute below): fp32 rounding through a deep network grows with the
+#: logits, and a randomly initialised EfficientNetV2 gives logits in the hundreds.
 TOLERANCE = 1e-4
 DEFAULT_OPSET = 17
 
@@ -134,12 +136,16 @@ class Check:
     max_abs_output: float
 
     @property
+    def allowed(self) -> float:
+        return TOLERANCE * max(1.0, self.max_abs_output)
+
+    @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= TOLERANCE
+        return self.max_abs_diff <= self.allowed
 
     def line(self) -> str:
         n, _, h, w = self.shape
-        verdict = "ok" if self.ok else f"FAILED (> {TOLERANCE:g})"
+        verdict = "ok" if self.ok else f"FAILED (> {self.allowed:.2g})"
         return (f"  batch {n} at {h}x{w}: max |exported - pytorch| = {self.max_abs_diff:.2e} "
                 f"(outputs up to {self.max_abs_output:.3g}) {verdict}")
 
