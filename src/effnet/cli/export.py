@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
 def _export_path(args: argparse.Namespace, model) -> int:
     import sys
 
-    from ..deploy.paths import (BF16_UNSUPPORTED, EXPORT_OF, RUN_WITH, PathCache, bf16_supported, cached_or_measured,
-                                check_path, model_identity)
+    from ..deploy.paths import BF16_UNSUPPORTED, PathCache, bf16_supported, cached_or_measured, model_identity
+    from .paths import EXPORT_OF, RUN_WITH, check_path
 
     path = check_path(args.path, ("auto", "fp32", "int8", "openvino_int8", "bf16"))
     if args.format == "torchscript" and path != "fp32":

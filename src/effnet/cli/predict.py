@@ -65,7 +65,8 @@ def _predict_on_path(args: argparse.Namespace, model):
     import tempfile
     from pathlib import Path
 
-    from ..deploy.paths import INT8_PATHS, PREDICT_PATHS, PathCache, build_runner, cached_or_measured, check_path, model_identity
+    from ..deploy.paths import INT8_PATHS, PathCache, build_runner, cached_or_measured, model_identity
+    from .paths import PREDICT_PATHS, check_path
     from ..deploy.predict import image_views, predict_files
     from ..weights.meta import input_size
 
