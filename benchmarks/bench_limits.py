@@ -32,7 +32,7 @@ from effnet.arch import cost
 from effnet.deploy.export import export_onnx
 from effnet.deploy.quantize import quantize_onnx
 from effnet.deploy.runtime import ort_session, run_session, time_interleaved
-from effnet.machine import cpu_count as cpu_cores
+from effnet.machine import cpu_count
 
 
 def matmul_gflops(threads: int, n: int = 2048, repeats: int = 20) -> float:
@@ -51,7 +51,7 @@ def op_shares(path: Path, x: np.ndarray, runs: int) -> dict[str, float]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = cpu_cores()
+    opts.intra_op_num_threads = cpu_count()
     opts.enable_profiling = True
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.set_denormal_as_zero", "1")
@@ -110,7 +110,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    threads = args.threads or cpu_cores()
+    threads = args.threads or cpu_count()
     size = args.img_size
     torch.manual_seed(0)
     torch.set_flush_denormal(True)

@@ -24,7 +24,7 @@ import effnet
 from effnet.deploy.export import export_onnx
 from effnet.deploy.paths import compiled_model, onnx_runner
 from effnet.deploy.runtime import time_interleaved
-from effnet.machine import cpu_count as cpu_cores
+from effnet.machine import cpu_count
 
 LAYOUT_OPS = ("copy_", "contiguous", "clone", "reorder", "to_dense", "to_mkldnn", "_to_copy", "as_strided")
 
@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--profile-calls", type=int, default=10)
     ap.add_argument("--json")
     args = ap.parse_args()
-    torch.set_num_threads(cpu_cores())
+    torch.set_num_threads(cpu_count())
     torch.set_flush_denormal(True)
     torch.manual_seed(0)
     model = effnet.create_model(args.model).eval()

@@ -114,7 +114,7 @@ class Candidate:
 
 def control_pair(base: Network, img_size: int) -> tuple[Candidate, Candidate]:
     """The positive control: the base, and the base compound-scaled (paper's coefficients) to 4x
-    its multiply-adds (nearest rounding step, :func:`effnet.search.scaling_study.match_flops`)."""
+    its multiply-adds (nearest rounding step, :func:`effnet.arch.matching.match_flops`)."""
 
     c = cost(base, img_size)
     small = Candidate("base", base, img_size, "baseline",
