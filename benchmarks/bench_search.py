@@ -21,7 +21,8 @@ from pathlib import Path
 def overhead() -> None:
     from effnet.arch import get_network
     from effnet.search.runner import StudyOptions
-    from effnet.search.scale_search import ScaleSearchConfig, run_scale_search
+    from effnet.search.budget import Budget
+    from effnet.search.kinds.grid import ScaleSearchConfig, run_scale_search
 
     class Instant:
         num_classes = 2
@@ -29,7 +30,7 @@ def overhead() -> None:
         def __call__(self, desc, img_size, seed, reporter):
             return {"val_acc": 0.5, "train_time_s": 0.0}
 
-    cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=64, budget_epochs=1,
+    cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=64, budget=Budget(1),
                             grid_step=0.1, tolerance=0.05, max_coefficient=1.4)
     n = len(cfg.plan(Instant.num_classes))  # grid points after matching and merging, references, control pair
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,8 +6,8 @@ import json
 import optuna
 import pytest
 
-from effnet.search.arch_compare import compare_studies, run_strategy_comparison, summarise
-from effnet.search.arch_search import ArchSearchSettings, SyntheticAccuracy
+from effnet.archsearch.compare import compare_studies, run_strategy_comparison, summarise
+from effnet.archsearch.search import ArchSearchSettings, SyntheticAccuracy
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from effnet.arch import Network, cost, scale
-from effnet.search.arch_search import (
+from effnet.archsearch.search import (
     CONTROLLER_ATTR, ArchSearchSettings, SyntheticAccuracy, analyse_search, best_description, count_finished, open_study,
     pareto_front, run_arch_search, study_controller, trial_rows, write_outputs,
 )
-from effnet.search.arch_space import reward
-from effnet.search.controller import Controller, ControllerConfig
+from effnet.archsearch.space import reward
+from effnet.archsearch.controller import Controller, ControllerConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TARGET = 8_000_000  # B0-sized networks at 32 px are near 8.5M multiply-adds
@@ -344,7 +344,7 @@ def test_command_refuses_bad_input_with_one_line(tmp_path, capsys, extra, messag
 
 def test_command_refuses_a_study_made_with_other_settings(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
-    s = settings(strategy="rl", data="synthetic (task default, 4 per class)", include_base=True, budget_epochs=1)
+    s = settings(strategy="rl", data="synthetic (task default, 4 per class)", include_base=True)
     open_study(s, storage=db, study_name="mine")
     code = _cli("--data", "synthetic", "--limit-per-class", "4", "--img-size", "32", "--target-macs", "9M",
                 "--trials", "1", "--storage", db, "--study", "mine", "--out", str(tmp_path))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from effnet.arch import EFFICIENTNET_B0, MOBILENET_V2, Stage, Stem, cost
 from effnet.nn import build
-from effnet.search.arch_space import BASES, FIELDS, ArchSpace, filter_options, reward
+from effnet.archsearch.space import BASES, FIELDS, ArchSpace, filter_options, reward
 
 SPACES = {b: ArchSpace(b, resolution=32, num_classes=4) for b in BASES}
 

@@ -180,3 +180,11 @@ def test_each_rule_finds_what_is_planted():
     assert unexplained_lazy(edges) == ["effnet.arch.a:3: from ..train.t import _hidden"]
     edges["effnet.arch.a"][0] = ("effnet.train.t", [], 3, True, "    from ..train.t import x  # lazy: torch")
     assert unexplained_lazy(edges) == [] and private_imports(edges) == []
+
+
+def test_the_study_core_never_imports_a_kind(graph):
+    """search.kinds (and archsearch) build on the core of search; the core stands without them."""
+    wrong = [f"{src}:{line} imports {dst}" for src, found in graph[1].items()
+             if src.startswith("effnet.search") and not src.startswith("effnet.search.kinds")
+             for dst, _, line, _, _ in found if dst.startswith("effnet.search.kinds")]
+    assert not wrong, "\n".join(wrong)

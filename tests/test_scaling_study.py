@@ -8,9 +8,10 @@ import math
 
 import pytest
 
+from effnet.search.budget import Budget
 from effnet.arch import cost, get_network, scale
 from effnet.search.runner import StudyOptions
-from effnet.search.scaling_study import METHODS, ScalingStudyConfig, match_flops, run_scaling_study
+from effnet.search.kinds.scaling import METHODS, ScalingStudyConfig, match_flops, run_scaling_study
 from search_helpers import PredictingQuickTrain
 
 
@@ -63,7 +64,7 @@ class Fake:
 
 def test_study_trains_every_method_and_ratio_once_and_plots_them(tmp_path):
     cfg = ScalingStudyConfig(get_network("mobilenet_v2"), data="synthetic", ratios=(2.0, 4.0), img_size=32,
-                             budget_epochs=1)
+                             budget=Budget(1))
     fake = Fake()
     summary = run_scaling_study(cfg, StudyOptions(tmp_path), trainer=fake)
     assert len(fake.calls) == len(set(fake.calls)) == 1 + 4 * 2
@@ -80,11 +81,11 @@ def test_study_trains_every_method_and_ratio_once_and_plots_them(tmp_path):
 
 def test_study_with_other_settings_is_refused_and_left_alone(tmp_path):
     cfg = ScalingStudyConfig(get_network("efficientnet_b0"), data="synthetic", ratios=(2.0,), img_size=32,
-                             budget_epochs=1, methods=("width",))
+                             budget=Budget(1), methods=("width",))
     run_scaling_study(cfg, StudyOptions(tmp_path), trainer=Fake())
     before = (tmp_path / "study.db").stat().st_size
     other = ScalingStudyConfig(get_network("efficientnet_b0"), data="synthetic", ratios=(2.0, 4.0), img_size=32,
-                               budget_epochs=1, methods=("width",))
+                               budget=Budget(1), methods=("width",))
     fake = Fake()
     with pytest.raises(ValueError, match="other settings"):
         run_scaling_study(other, StudyOptions(tmp_path), trainer=fake)

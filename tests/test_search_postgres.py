@@ -21,7 +21,8 @@ SCRIPT = ROOT / "scripts" / "ensure_postgres.sh"
 WORKER = textwrap.dedent('''
     import os, sys, time
     from effnet.arch import get_network
-    from effnet.search.scale_search import ScaleSearchConfig, run_scale_search
+    from effnet.search.budget import Budget
+    from effnet.search.kinds.grid import ScaleSearchConfig, run_scale_search
     from effnet.search.runner import StudyOptions
 
     out, log, url, name = sys.argv[1:5]
@@ -38,7 +39,7 @@ WORKER = textwrap.dedent('''
                 f.write(f"done {desc.name} {seed} {os.getpid()}\\n")
             return {"val_acc": 0.5 + img_size / 1000}
 
-    cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=32, budget_epochs=1,
+    cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=32, budget=Budget(1),
                             grid_step=0.1, tolerance=0.05, max_coefficient=1.4)
     run_scale_search(cfg, StudyOptions(out, storage=url, study_name=name, heartbeat_interval=1, grace_period=3,
                                        storage_wait_s=90), trainer=Slow())
@@ -64,9 +65,10 @@ def test_ensure_postgres_is_idempotent(postgres_url, tmp_path):
 
 def _expected() -> int:
     from effnet.arch import get_network
-    from effnet.search.scale_search import ScaleSearchConfig
+    from effnet.search.budget import Budget
+    from effnet.search.kinds.grid import ScaleSearchConfig
 
-    return len(ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=32, budget_epochs=1,
+    return len(ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=32, budget=Budget(1),
                                  grid_step=0.1, tolerance=0.05, max_coefficient=1.4).plan(3))
 
 

@@ -12,9 +12,11 @@ from effnet.arch import get_network
 from effnet.errors import EffnetError
 from effnet.search.recipes import PROXY_RECIPES, headless, quick_train_options
 from effnet.search.runner import StudyOptions
-from effnet.search.scale_search import ScaleSearchConfig, run_scale_search
-from effnet.search.scaling_study import ScalingStudyConfig, run_scaling_study
-from effnet.search.training import QuickTrainer
+from effnet.search.kinds.grid import ScaleSearchConfig, run_scale_search
+from effnet.search.kinds.scaling import ScalingStudyConfig, run_scaling_study
+from effnet.data import DataSpec
+from effnet.search.budget import Budget
+from effnet.search.training import QuickTrainer, SeedMean
 
 
 class Spy:
@@ -36,13 +38,13 @@ def spy(monkeypatch):
 
 
 def _scale_config(**kw):
-    return ScaleSearchConfig(base=get_network("efficientnet_b0"), data="synthetic", img_size=32, budget_epochs=1,
-                             grid_step=0.1, tolerance=0.02, max_coefficient=1.3, limit_per_class=2, **kw)
+    return ScaleSearchConfig(base=get_network("efficientnet_b0"), data=DataSpec("synthetic", limit_per_class=2),
+                             img_size=32, budget=Budget(1, **kw), grid_step=0.1, tolerance=0.02, max_coefficient=1.3)
 
 
 def _study_config(**kw):
-    return ScalingStudyConfig(get_network("efficientnet_b0"), data="synthetic", ratios=(2.0,), methods=("width",),
-                              img_size=32, budget_epochs=1, limit_per_class=2, **kw)
+    return ScalingStudyConfig(get_network("efficientnet_b0"), ratios=(2.0,), methods=("width",),
+                              img_size=32, data=DataSpec("synthetic", limit_per_class=2), budget=Budget(1, **kw))
 
 
 def test_short_recipe_reaches_quick_train_from_the_grid_search(tmp_path, spy):
@@ -74,7 +76,7 @@ def test_short_recipe_builds_the_model_it_describes(monkeypatch):
             super().__init__(cfg, model, *args, **kwargs)
 
     monkeypatch.setattr(quick, "Trainer", Recording)
-    trainer = QuickTrainer("synthetic", 1, batch_size=4, limit_per_class=2, max_steps=1)
+    trainer = QuickTrainer(DataSpec("synthetic", limit_per_class=2), Budget(1, batch_size=4, max_steps=1))
     out = trainer(get_network("efficientnet_b0"), 32, 0, None)
     assert 0.0 <= out["val_acc"] <= 1.0 and out["steps"] == 1
     (cfg, model, head), = seen
@@ -120,24 +122,30 @@ def test_headless_only_for_a_zero_head_recipe():
     assert headless(b0, "short").num_classes == 0 and headless(b0, "paper") == b0
 
 
-def test_architecture_search_evaluator_uses_the_same_recipes(spy):
-    from effnet.search.arch_search import ArchSearchSettings, TrainEvaluator
+class FixedSplits(QuickTrainer):
+    """A QuickTrainer whose data is a placeholder (quick_train is replaced by the spy)."""
 
-    evaluate = TrainEvaluator(object(), img_size=32, epochs=1, recipe="short")
+    def splits(self, img_size, seed=0):
+        return type("Splits", (), {"num_classes": 2})()
+
+
+def test_architecture_search_evaluator_uses_the_same_recipes(spy):
+    from effnet.archsearch.search import ArchSearchSettings
+
+    evaluate = SeedMean(FixedSplits("synthetic", Budget(1, recipe="short"), ), img_size=32)
+    evaluate.evaluator.show_progress = False
     evaluate(get_network("efficientnet_b0").replace(num_classes=2))
     (desc, kwargs), = spy.calls
     assert desc.num_classes == 0 and kwargs == {"img_size": 32, "epochs": 1, "batch_size": 32, "seed": 0,
                                                 "max_steps": None, "progress": False, "predictions": True,
-                                                **PROXY_RECIPES["short"]["train"]}
+                                                "on_epoch": None, **PROXY_RECIPES["short"]["train"]}
     with pytest.raises(ValueError, match="unknown training recipe"):
-        ArchSearchSettings(target_macs=8e6, recipe="long")
+        ArchSearchSettings(target_macs=8e6, budget=Budget(1, recipe="long"))
 
 
 def test_architecture_search_evaluator_trains_every_seed_and_rewards_the_mean(spy):
-    from effnet.search.arch_search import TrainEvaluator
-
-    out = TrainEvaluator(object(), img_size=32, epochs=1, seed=5, seeds=3)(get_network("efficientnet_b0"))
+    out = SeedMean(FixedSplits("synthetic", Budget(1)), img_size=32, seed=5, seeds=3)(get_network("efficientnet_b0"))
     assert [kwargs["seed"] for _, kwargs in spy.calls] == [5, 6, 7]
     assert out["accuracy"] == 0.5 and out["accuracy_per_seed"] == "0.5000 0.5000 0.5000"
     with pytest.raises(ValueError, match="seeds"):
-        TrainEvaluator(object(), img_size=32, epochs=1, seeds=0)
+        SeedMean(FixedSplits("synthetic", Budget(1)), img_size=32, seeds=0)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from effnet.search.budget import Budget
 from effnet.arch import cost, get_network, round_filters, round_repeats
-from effnet.search.scale_search import (Coefficients, ScaleSearchConfig, grid_candidates, run_scale_search,
+from effnet.search.kinds.grid import (Coefficients, ScaleSearchConfig, grid_candidates, run_scale_search,
                                         scaled_candidate)
 from effnet.search.runner import StudyOptions
 from effnet.search.storage import open_storage
@@ -41,7 +42,7 @@ class PeakTrainer:
 
 
 def _config(**kw):
-    base = dict(base=get_network("efficientnet_b0"), data="synthetic", img_size=32, budget_epochs=1,
+    base = dict(base=get_network("efficientnet_b0"), data="synthetic", img_size=32, budget=Budget(1),
                 grid_step=0.1, tolerance=0.05, max_coefficient=1.3)
     base.update(kw)
     return ScaleSearchConfig(**base)
@@ -166,7 +167,8 @@ def test_pruning_stops_trials_below_the_median(tmp_path):
 WORKER = textwrap.dedent('''
     import os, sys, time
     from effnet.arch import get_network
-    from effnet.search.scale_search import ScaleSearchConfig, run_scale_search
+    from effnet.search.budget import Budget
+    from effnet.search.kinds.grid import ScaleSearchConfig, run_scale_search
     from effnet.search.runner import StudyOptions
 
     out, log, sleep, storage = sys.argv[1], sys.argv[2], float(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else None)
@@ -181,7 +183,7 @@ WORKER = textwrap.dedent('''
                 f.write(f"done {desc.name} {os.getpid()}\\n")
             return {"val_acc": 0.5}
 
-    cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=32, budget_epochs=1,
+    cfg = ScaleSearchConfig(get_network("efficientnet_b0"), data="synthetic", img_size=32, budget=Budget(1),
                             grid_step=0.1, tolerance=0.05, max_coefficient=1.3)
     opts = StudyOptions(out, storage=storage, study_name="shared", heartbeat_interval=1, grace_period=2)
     run_scale_search(cfg, opts, trainer=Slow())
@@ -418,7 +420,7 @@ def test_a_worker_that_looks_while_another_creates_the_study_joins_it():
 
 
 def test_a_solved_grid_is_read_back_from_the_plan_cache_unchanged(tmp_path, monkeypatch):
-    from effnet.search import scale_search
+    from effnet.search.kinds import grid as scale_search
 
     monkeypatch.setenv("EFFNET_PLAN_CACHE", str(tmp_path))
     cfg = _config(img_size=64)
@@ -438,7 +440,7 @@ def test_a_solved_grid_is_read_back_from_the_plan_cache_unchanged(tmp_path, monk
 
 
 def test_plan_cache_can_be_turned_off_and_an_unwritable_one_is_skipped(tmp_path, monkeypatch):
-    from effnet.search import scale_search
+    from effnet.search.kinds import grid as scale_search
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

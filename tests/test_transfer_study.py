@@ -11,7 +11,7 @@ import pytest
 
 from effnet.search.runner import StudyOptions
 from effnet.search.study import candidate_specs
-from effnet.search.transfer import INITS, TransferStudyConfig, compare_inits, run_transfer_study, verdict_line
+from effnet.search.kinds.transfer import INITS, TransferStudyConfig, compare_inits, run_transfer_study, verdict_line
 
 MODELS = ("efficientnet_lite0", "efficientnet_lite1")
 

@@ -24,3 +24,29 @@ def check_float(name: str, value: Any, minimum: float, *, strict: bool = False) 
         bound = ">" if strict else ">="
         raise EffnetError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
     return float(value)
+
+
+def check_range(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+                high_open: bool = False) -> float:
+    """``value`` if it is a finite number in the interval from ``low`` to ``high`` (each end closed
+    unless said open), written in the message as ``[low, high)`` and so on."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise EffnetError(f"{name} must be in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value: Any, choices: Any) -> Any:
+    """``value`` if it is one of ``choices``; the message lists them."""
+    if value not in tuple(choices):
+        raise EffnetError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def optional(check, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+    """``None``, or ``value`` checked by ``check``: for settings where ``None`` means "the default"."""
+    return None if value is None else check(name, value, *args, **kwargs)
+

@@ -4,6 +4,8 @@ static HTML report of runs, studies and benchmarks.
 ``analysis`` comes after ``deploy`` in the layering: benchmarks time the exported and quantised
 paths that ``effnet.deploy`` makes; ``deploy`` never imports ``analysis``.
 """
+from ..lazy import lazy_getattr
+
 _LAZY = {
     "BenchResult": "bench", "run_bench": "bench", "bench_table": "bench", "PATHS": "bench", "PEERS": "bench",
     "class_activation_maps": "cam", "cam_figure": "cam",
@@ -12,10 +14,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..search.results import SUMMARY_FILES, CandidateRow, StudySummary
 from ..fsutil import atomic_write_text
 
 KNOWN = (".json", ".csv", ".png", ".yaml", ".yml", ".md")
@@ -46,8 +47,7 @@ STUDY_FILES = ("best.json", "scaling.json", "transfer.json", "proxy.json", "race
                "search.json", "points.csv", "trials.csv")
 #: Files the run and study sections render themselves (the rest go under "other files").
 _RUN_SHOWN = {"metrics.json", "config.yaml", "config.json", "confusion.png"}
-_STUDY_SHOWN = {"best.json", "scaling.json", "transfer.json", "proxy.json", "race.json", "strategies.json",
-                "search.json"}
+
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -492,95 +492,77 @@ def _render_run(unit: Unit, s: RunSummary) -> str:
 
 # ----- studies ---------------------------------------------------------------------------------
 
-def _study_data(unit: Unit) -> dict[str, Any]:
-    """The study's summary JSON (``scaling.json`` or ``best.json``) when it is one, else {}."""
+def _study_data(unit: Unit) -> StudySummary:
+    """The study's summary (the first of :data:`SUMMARY_FILES` that is one), else an empty summary."""
     by_name = {f.name: f for f in unit.files if f.parent == unit.root}
-    for name in ("scaling.json", "transfer.json", "proxy.json", "race.json", "strategies.json", "search.json",
-                 "best.json"):
+    for name in SUMMARY_FILES:
         if name in by_name:
             data = _read_json(by_name[name])
-            if isinstance(data, dict) and ("study" in data or "verdict" in data or "rows" in data or "best" in data):
-                return data
-    return {}
+            if isinstance(data, dict):
+                summary = StudySummary.from_dict(data)
+                if summary.is_summary():
+                    return summary
+    return StudySummary.from_dict({})
 
 
-def _study_rows(unit: Unit, data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    for key in ("per_candidate", "rows", "candidates", "points"):
-        rows = data.get(key)
-        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-            return list(rows)
+def _study_rows(unit: Unit, data: StudySummary) -> list[CandidateRow]:
+    rows = data.rows()
+    if rows:
+        return rows
     points = next((f for f in unit.files if f.parent == unit.root and f.name == "points.csv"), None)
     if points is not None:
-        header, rows = _read_csv(points)
-        return [{k: (float(v) if _is_number(v) else (v or None)) for k, v in zip(header, r)}
-                for r in rows if len(r) == len(header)]
+        header, table = _read_csv(points)
+        return [CandidateRow.from_dict({k: (float(v) if _is_number(v) else (v or None)) for k, v in zip(header, r)})
+                for r in table if len(r) == len(header)]
     return []
 
 
-def _num(row: Mapping[str, Any], *keys: str) -> float | None:
-    for k in keys:
-        v = row.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _with_ci(row: Mapping[str, Any], value_keys: Sequence[str], lo: str, hi: str, signed: bool = False) -> str | None:
-    v = _num(row, *value_keys)
+def _with_ci(value: Any, lo: Any, hi: Any, signed: bool = False, std: Any = None) -> str | None:
+    v = _num(value)
     if v is None:
         return None
     fmt = "{:+.4f}" if signed else "{:.4f}"
     text = fmt.format(v)
-    a, b = _num(row, lo), _num(row, hi)
+    a, b = _num(lo), _num(hi)
     if a is not None and b is not None:
         text += f" [{fmt.format(a)}, {fmt.format(b)}]"
-    elif value_keys[0] in ("mean", "acc", "val_acc") and _num(row, "std") is not None:
-        text += f" ± {_num(row, 'std'):.4f} (SD)"
+    elif _num(std) is not None:
+        text += f" ± {_num(std):.4f} (SD)"
     return text
 
 
-def _candidate_label(row: Mapping[str, Any]) -> str:
-    if row.get("key") not in (None, ""):
-        return str(row["key"])
-    if row.get("method") is not None:
-        ratio = row.get("target_ratio")
-        return f"{row['method']}" + (f" {ratio:g}x" if isinstance(ratio, (int, float)) and row["method"] != "baseline" else "")
-    abc = [row.get(k) for k in ("alpha", "beta", "gamma")]
-    if all(isinstance(v, (int, float)) for v in abc):
-        return "alpha {:g}, beta {:g}, gamma {:g}".format(*abc)
-    return "-"
-
-
-def _candidates_table(rows: Sequence[Mapping[str, Any]]) -> str:
+def _candidates_table(rows: Sequence[CandidateRow]) -> str:
     columns: list[tuple[str, Any]] = [
-        ("candidate", _candidate_label),
-        ("role", lambda r: r.get("role")),
-        ("FLOPs x base", lambda r: None if _num(r, "achieved_ratio") is None else f"{_num(r, 'achieved_ratio'):.2f}"),
-        ("FLOPs (M mult-adds)", lambda r: None if _num(r, "macs") is None else f"{_num(r, 'macs') / 1e6:.1f}"),
-        ("px", lambda r: r.get("resolution")),
-        ("seeds", lambda r: r.get("seeds_done")),
-        ("val acc [95% CI]", lambda r: _with_ci(r, ("mean", "acc", "val_acc"), "ci_low", "ci_high")),
-        ("d(best) [95% CI]", lambda r: _with_ci(r, ("diff_to_best",), "diff_to_best_ci_low", "diff_to_best_ci_high", True)),
-        ("same as best?", lambda r: None if r.get("indistinguishable_from_best") is None else
-            ("best" if r.get("is_best") else ("yes" if r["indistinguishable_from_best"] else "no"))),
-        ("d(base) [95% CI]", lambda r: _with_ci(r, ("diff_to_baseline",), "diff_to_baseline_ci_low",
-                                                "diff_to_baseline_ci_high", True)),
-        ("test acc [95% CI]", lambda r: _with_ci(r, ("test_mean",), "test_ci_low", "test_ci_high")),
+        ("candidate", CandidateRow.label),
+        ("role", lambda r: r.role),
+        ("FLOPs x base", lambda r: None if _num(r.achieved_ratio) is None else f"{_num(r.achieved_ratio):.2f}"),
+        ("FLOPs (M mult-adds)", lambda r: None if _num(r.macs) is None else f"{_num(r.macs) / 1e6:.1f}"),
+        ("px", lambda r: r.resolution),
+        ("seeds", lambda r: r.seeds_done),
+        ("val acc [95% CI]", lambda r: _with_ci(r.accuracy(), r.ci_low, r.ci_high, std=r.extra.get("std"))),
+        ("d(best) [95% CI]", lambda r: _with_ci(r.diff_to_best, r.diff_to_best_ci_low, r.diff_to_best_ci_high, True)),
+        ("same as best?", lambda r: None if r.indistinguishable_from_best is None else
+            ("best" if r.is_best else ("yes" if r.indistinguishable_from_best else "no"))),
+        ("d(base) [95% CI]", lambda r: _with_ci(r.diff_to_baseline, r.diff_to_baseline_ci_low,
+                                                r.diff_to_baseline_ci_high, True)),
+        ("test acc [95% CI]", lambda r: _with_ci(r.test_mean, r.test_ci_low, r.test_ci_high)),
     ]
     cells = [[fn(r) for _, fn in columns] for r in rows]
     keep = [j for j in range(len(columns)) if any(c[j] not in (None, "", "-") for c in cells)]
     return _table([columns[j][0] for j in keep], [[c[j] for j in keep] for c in cells])
 
 
-def _verdict(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
-    v = data.get("verdict")
-    if isinstance(v, dict):
-        v = v.get("text") or v.get("verdict")
-    if isinstance(v, str) and v.strip():
-        return v.strip()
-    best = data.get("best")
-    if isinstance(best, dict) and all(isinstance(best.get(k), (int, float)) for k in ("alpha", "beta", "gamma")):
-        acc = _num(best, "val_acc", "acc", "mean")
+def _verdict(data: StudySummary, rows: Sequence[CandidateRow]) -> str:
+    text = data.verdict_text()
+    if text:
+        return text
+    best = data.best
+    if isinstance(best, dict) and all(_num(best.get(k)) is not None for k in ("alpha", "beta", "gamma")):
+        acc = next((_num(best.get(k)) for k in ("val_acc", "acc", "mean") if _num(best.get(k)) is not None), None)
         acc_text = f", validation accuracy {acc:.4f}" if acc is not None else ""
         return (f"Highest mean: alpha {best['alpha']:g}, beta {best['beta']:g}, gamma {best['gamma']:g}{acc_text} "
                 f"over {best.get('seeds_done', '?')} seed(s). No confidence intervals were recorded in this study "
@@ -591,32 +573,11 @@ def _verdict(data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
     return "No verdict recorded."
 
 
-def _control_text(data: Mapping[str, Any]) -> str | None:
-    c = data.get("control") or data.get("positive_control")
-    if not isinstance(c, dict):
-        return None
-    if isinstance(c.get("verdict"), str):
-        return c["verdict"]
-    if c.get("missing"):
-        return (f"Positive control: missing ({', '.join(map(str, c['missing']))}); a missing control is a failed "
-                "control, so no winner is named.")
-    diff, lo, hi = _num(c, "diff"), _num(c, "ci_low"), _num(c, "ci_high")
-    if diff is None:
-        return None
-    ratio = _num(c, "ratio")
-    sep = c.get("separated")
-    text = (f"Positive control: the base at {ratio:.2f}x multiply-adds minus the base = {diff:+.4f}" if ratio
-            else f"Positive control: difference {diff:+.4f}")
-    if lo is not None and hi is not None:
-        text += f" (95% CI {lo:+.4f} to {hi:+.4f})"
-    if isinstance(sep, bool):
-        text += ": separated." if sep else ": not separated; this data and budget cannot resolve scaling differences."
-    return text
-
-
-def _render_study(unit: Unit, data: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
-    parts = [f"<p class='verdict'>{_esc(_verdict(data, rows))}</p>"]
-    control = _control_text(data)
+def _render_study(unit: Unit, summary: StudySummary, rows: Sequence[CandidateRow]) -> str:
+    parts = [f"<p class='verdict'>{_esc(_verdict(summary, rows))}</p>"]
+    control_result = summary.control_result()
+    control = control_result.text() if control_result else None
+    data = summary.to_dict()
     if control:
         parts.append(f"<p>{_esc(control)}</p>")
     diffs = data.get("imagenet_minus_scratch")
@@ -641,7 +602,7 @@ def _render_study(unit: Unit, data: Mapping[str, Any], rows: Sequence[Mapping[st
                 if k in data}
     if settings:
         parts.append(_details("Study settings and progress", _pre(json.dumps(settings, indent=2, default=str))))
-    shown = {f for f in unit.files if f.parent == unit.root and f.name in _STUDY_SHOWN and data}
+    shown = {f for f in unit.files if f.parent == unit.root and f.name in SUMMARY_FILES and data}
     rest = [f for f in unit.files if f not in shown and f.suffix.lower() != ".png"]
     parts.append(_other_files(rest, unit.root, "Tables and notes"))
     return "".join(parts)

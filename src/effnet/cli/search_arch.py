@@ -23,7 +23,7 @@ def parse_macs(text: str) -> int:
 
 def add_search_arguments(p: argparse.ArgumentParser, *, out_default: str, out_help: str) -> None:
     """The data, target, space and training budget of an architecture search, and where it is kept."""
-    from ..search.arch_space import BASES  # pure Python: building the parser stays cheap
+    from ..archsearch.space import BASES  # pure Python: building the parser stays cheap
 
     p.add_argument("--data", required=True, help="'elpv', 'fashion-mnist', 'synthetic', an image folder or a CSV list")
     p.add_argument("--target-macs", required=True, metavar="N",
@@ -75,36 +75,35 @@ def prepare(args: argparse.Namespace, strategy: str, *, score_test: bool = True)
     """Checks the options, reads the data once; returns the settings (for ``strategy``), the training
     evaluator (seeds ``--seed`` .. ``--seed + --seeds - 1`` for every candidate; test images scored
     only with ``score_test``) and the storage URL."""
-    from ..data import load_splits
-    from ..search.arch_search import ArchSearchSettings, TrainEvaluator
+    from ..archsearch.search import ArchSearchSettings
+    from ..checks import check_int, optional
+    from ..data.spec import DataSpec
     from ..search.storage import normalise_url
+    from ..search.training import QuickTrainer, SeedMean
+    from .search_scale import training_budget
 
     target_macs = parse_macs(args.target_macs)
-    for name in ("trials", "budget_epochs", "img_size", "batch_size"):
-        value = getattr(args, name)
-        if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    for name in ("limit_per_class", "max_steps"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    for flag in ("--trials", "--budget-epochs", "--img-size", "--batch-size"):
+        check_int(flag, getattr(args, flag[2:].replace("-", "_")), 1)
+    for flag in ("--limit-per-class", "--max-steps"):
+        optional(check_int, flag, getattr(args, flag[2:].replace("-", "_")), 1)
     out = Path(args.out)
     url = normalise_url(args.storage, out)
     if args.storage is None:
         out.mkdir(parents=True, exist_ok=True)
 
-    splits = load_splits(args.data, img_size=args.img_size, task=args.task, augment="none", seed=args.seed,
-                         limit_per_class=args.limit_per_class)
-    data = args.data if args.data in ("elpv", "fashion-mnist", "synthetic") else str(Path(args.data).resolve())
-    data += f" (task {args.task}" + (f", {args.limit_per_class} per class" if args.limit_per_class else "") + ")"
+    data = DataSpec(args.data, task=args.task, seed=args.seed, limit_per_class=args.limit_per_class)
+    budget = training_budget(args)
+    trainer = QuickTrainer(data, budget, score_test=score_test).load(args.img_size)
+    trainer.show_progress = False
+    where = args.data if args.data in ("elpv", "fashion-mnist", "synthetic") else str(Path(args.data).resolve())
+    label = f"{where} (task {args.task}" + (f", {args.limit_per_class} per class" if args.limit_per_class else "") + ")"
     settings = ArchSearchSettings(
         target_macs=target_macs, base=args.base, strategy=strategy, w=args.w, img_size=args.img_size,
-        num_classes=splits.num_classes, data=data, budget_epochs=args.budget_epochs, include_base=not args.no_base,
-        recipe=args.recipe, seeds=args.seeds, seed=args.seed,
+        num_classes=trainer.num_classes, data=label, budget=budget, include_base=not args.no_base,
+        seeds=args.seeds, seed=args.seed,
     )
-    evaluate = TrainEvaluator(splits, img_size=args.img_size, epochs=args.budget_epochs, batch_size=args.batch_size,
-                              recipe=args.recipe, seed=args.seed, max_steps=args.max_steps, seeds=args.seeds,
-                              score_test=score_test)
+    evaluate = SeedMean(trainer, img_size=args.img_size, seed=args.seed, seeds=args.seeds)
     return settings, evaluate, url
 
 
@@ -120,7 +119,7 @@ def describe_trial(trial) -> str:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..search.arch_search import analyse_search, best_trial, count_finished, run_arch_search, write_outputs
+    from ..archsearch.search import analyse_search, best_trial, count_finished, run_arch_search, write_outputs
     from ..search.storage import redact
 
     if args.top < 1:

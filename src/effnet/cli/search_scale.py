@@ -67,12 +67,25 @@ def study_options(args: argparse.Namespace):
                         progress=not args.quiet).check()
 
 
+def data_spec(args: argparse.Namespace):
+    """The data the shared options name (``--data``, ``--task``, ``--limit-per-class``)."""
+    from ..data.spec import DataSpec
+
+    return DataSpec(args.data, task=args.task, limit_per_class=args.limit_per_class)
+
+
+def training_budget(args: argparse.Namespace):
+    """The training budget the shared options set."""
+    from ..search.budget import Budget
+
+    return Budget(epochs=args.budget_epochs, batch_size=args.batch_size, max_steps=args.max_steps,
+                  recipe=args.recipe, lr=getattr(args, "lr", None), augment=getattr(args, "augment", "none"))
+
+
 def budget_arguments(args: argparse.Namespace) -> dict:
     """The ``StudyConfig`` fields the shared options set."""
-    return dict(data=args.data, img_size=args.img_size, budget_epochs=args.budget_epochs, seeds=args.seeds,
-                split_seeds=args.split_seeds, batch_size=args.batch_size, lr=args.lr,
-                limit_per_class=args.limit_per_class, task=args.task, augment=args.augment,
-                max_steps=args.max_steps, recipe=args.recipe)
+    return dict(data=data_spec(args), budget=training_budget(args), img_size=args.img_size, seeds=args.seeds,
+                split_seeds=args.split_seeds)
 
 
 def print_verdict(summary: dict, json_path: str | None) -> None:
@@ -169,7 +182,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..search.scale_search import ScaleSearchConfig, default_study_name, run_scale_search
+    from ..search.kinds.grid import ScaleSearchConfig, default_study_name, run_scale_search
     from ..search.storage import normalise_url, redact
 
     config = ScaleSearchConfig(
@@ -195,14 +208,15 @@ def run(args: argparse.Namespace) -> int:
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or default_study_name(config)
-    print(f"grid search: {config.base.name} on {config.data}, {len(candidates)} candidates x {config.seeds} seed(s), "
-          f"phi {config.phi:g}, {config.budget_epochs} epoch(s) ({config.recipe} recipe) at {config.img_size} px "
+    print(f"grid search: {config.base.name} on {config.data.source}, {len(candidates)} candidates x {config.seeds} "
+          f"seed(s), phi {config.phi:g}, {config.budget.epochs} epoch(s) ({config.budget.recipe} recipe) at "
+          f"{config.img_size} px "
           f"x gamma^phi; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(len(candidates) * config.seeds,
                            lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
     if args.race is not None:
-        from ..search.racing import run_race
-        from ..search.scale_search import KIND
+        from ..search.kinds.racing import run_race
+        from ..search.kinds.grid import KIND
 
         with interrupt_on_sigterm():
             race = run_race(KIND, config, opts, name, config.plan, rounds=args.race, on_event=printer)

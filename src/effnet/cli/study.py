@@ -73,7 +73,7 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 
 
 def _config(args: argparse.Namespace):
-    from ..search.scaling_study import ScalingStudyConfig
+    from ..search.kinds.scaling import ScalingStudyConfig
     from .scale import coefficients_arg
 
     alpha, beta, gamma = coefficients_arg(args)
@@ -87,14 +87,14 @@ def _config(args: argparse.Namespace):
 def run_proxy(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..search.proxy import run_proxy_check
+    from ..search.kinds.proxy import run_proxy_check
 
     config = _config(args)
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n = len(config.candidates()) * config.seeds
-    print(f"proxy fidelity: {config.base.name} on {config.data}, {n} trials at {config.budget_epochs} epoch(s) and "
-          f"{n} at {config.budget_epochs * args.factor}", flush=True)
+    print(f"proxy fidelity: {config.base.name} on {config.data.source}, {n} trials at {config.budget.epochs} epoch(s) "
+          f"and {n} at {config.budget.epochs * args.factor}", flush=True)
     printer = EventPrinter(2 * n, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
     with interrupt_on_sigterm():
         summary = run_proxy_check(config, opts, args.factor, on_event=printer)
@@ -111,7 +111,7 @@ def run_proxy(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..search.scaling_study import default_study_name, run_scaling_study
+    from ..search.kinds.scaling import default_study_name, run_scaling_study
     from ..search.storage import normalise_url, redact
 
     config = _config(args)
@@ -128,9 +128,9 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or default_study_name(config)
     total = len(config.candidates()) * config.seeds
-    print(f"scaling study: {config.base.name} on {config.data}, methods {', '.join(config.methods)}, ratios "
-          f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget_epochs} epoch(s) "
-          f"({config.recipe} recipe) from {config.img_size} px; study {name!r} in "
+    print(f"scaling study: {config.base.name} on {config.data.source}, methods {', '.join(config.methods)}, ratios "
+          f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget.epochs} epoch(s) "
+          f"({config.budget.recipe} recipe) from {config.img_size} px; study {name!r} in "
           f"{redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(total, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
     with interrupt_on_sigterm():
@@ -155,19 +155,18 @@ def run_transfer(args: argparse.Namespace) -> int:
     import optuna
 
     from ..search.storage import normalise_url, redact
-    from ..search.transfer import TransferStudyConfig, label, run_transfer_study
+    from ..search.kinds.transfer import TransferStudyConfig, label, run_transfer_study
 
     if args.recipe != "short":
         raise ValueError("--recipe does not apply to the transfer study: each run's recipe is decided "
                          "(fine-tune regime for ImageNet weights, short regime from scratch)")
-    budget = {k: v for k, v in budget_arguments(args).items() if k != "recipe"}
-    config = TransferStudyConfig(models=tuple(args.models), **budget)
+    config = TransferStudyConfig(models=tuple(args.models), **budget_arguments(args))
     config.check()
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or "transfer-study"
     total = len(config.candidates()) * config.seeds
-    print(f"transfer study: {', '.join(map(label, config.models))} x (imagenet, scratch) on {config.data}, {total} "
+    print(f"transfer study: {', '.join(map(label, config.models))} x (imagenet, scratch) on {config.data.source}, {total} "
           f"trials, {config.budget_label()}; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}",
           flush=True)
     printer = EventPrinter(total, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")

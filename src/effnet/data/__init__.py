@@ -1,20 +1,29 @@
-"""Data: image datasets (image folders, CSV lists, the bundled ELPV solar-cell set, synthetic
-images), deterministic stratified splits, robust image decoding, and transforms derived from a
-model's preprocessing metadata.
+"""Data: image datasets (image folders, CSV lists, the bundled ELPV solar-cell set, Fashion-MNIST,
+synthetic images), the data settings as one value (:class:`DataSpec`), deterministic stratified
+splits, robust image decoding, and transforms derived from a model's preprocessing metadata.
 
-    from effnet.data import load_splits
-    splits = load_splits("elpv", img_size=224, limit_per_class=50)
+    from effnet.data import DataSpec, load_data
+    splits = load_data(DataSpec("elpv", limit_per_class=50), img_size=224)
     image, label = splits.train[0]        # normalised float tensor 3 x 224 x 224, int
-"""
-from .datasets import ImageDataset, Splits, read_csv_list, read_image_folder
-from .elpv import ELPV_TASKS, elpv_records, elpv_root
-from .images import check_image, load_image, to_rgb
-from .splits import load_splits, split_sizes
-from .synthetic import SyntheticDataset, synthetic_splits
-from .transforms import AUGMENTATIONS, crop_scale_for, eval_resize_size, make_transforms
 
-__all__ = [
-    "AUGMENTATIONS", "ELPV_TASKS", "ImageDataset", "Splits", "SyntheticDataset", "check_image",
-    "crop_scale_for", "elpv_records", "elpv_root", "eval_resize_size", "load_image", "load_splits", "make_transforms",
-    "read_csv_list", "read_image_folder", "split_sizes", "synthetic_splits", "to_rgb",
-]
+Submodules load on first use: :mod:`effnet.data.spec` is torch-free, so a configuration can hold
+a ``DataSpec`` without importing torch.
+"""
+from __future__ import annotations
+
+from ..lazy import lazy_getattr
+
+_LAZY = {
+    "DataSpec": "spec", "split_sizes": "spec", "VAL_FRACTION": "spec", "TEST_FRACTION": "spec",
+    "ImageDataset": "datasets", "Splits": "datasets", "read_csv_list": "datasets", "read_image_folder": "datasets",
+    "ELPV_TASKS": "elpv", "elpv_records": "elpv", "elpv_root": "elpv",
+    "check_image": "images", "load_image": "images", "to_rgb": "images",
+    "load_data": "splits", "load_splits": "splits",
+    "SyntheticDataset": "synthetic", "synthetic_splits": "synthetic",
+    "AUGMENTATIONS": "transforms", "crop_scale_for": "transforms", "eval_resize_size": "transforms",
+    "make_transforms": "transforms",
+}
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -182,18 +182,3 @@ def read_csv_list(csv_path: str | Path) -> tuple[list[tuple[str, str, int]], lis
         raise ValueError(f"{csv_path} lists no images (expected 'path,label' rows)")
     classes = _class_order({label for _, label, _ in rows})
     return rows, classes
-
-
-def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """``(n_val, n_test)`` for a class of ``n`` images: rounded fractions, at least one image in a
-    split whose fraction is non-zero once the class has three images, and always one left to train."""
-    n_val, n_test = int(n * val_fraction + 0.5), int(n * test_fraction + 0.5)
-    if n >= 3:
-        n_val = max(n_val, 1) if val_fraction > 0 else 0
-        n_test = max(n_test, 1) if test_fraction > 0 else 0
-    while n_val + n_test > max(n - 1, 0):
-        if n_val >= n_test:
-            n_val -= 1
-        else:
-            n_test -= 1
-    return n_val, n_test

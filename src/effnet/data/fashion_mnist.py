@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..checks import check_int
+from ..checks import check_int, optional
 from ..weights.meta import Preprocessing
-from .datasets import Splits, split_sizes
+from .datasets import Splits
+from .spec import VAL_FRACTION, split_sizes
 
 __all__ = ["FASHION_MNIST_CLASSES", "ArrayDataset", "fashion_mnist_arrays", "fashion_mnist_root",
            "fashion_mnist_splits"]
@@ -143,7 +144,7 @@ def _augmentation(name: str):
     return v2.Compose(steps)
 
 
-def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: float = 0.15,
+def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: float = VAL_FRACTION,
                          limit_per_class: int | None = None, augment: str = "none",
                          preprocessing: Preprocessing | None = None, root: str | None = None) -> Splits:
     """Train/val from the official training set (stratified, seeded), test = the official test set.
@@ -154,9 +155,7 @@ def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: flo
     preprocessing the gray channel is repeated; a one-element mean gives 1-channel tensors.
     """
     check_int("img_size", img_size, 1)
-    if limit_per_class is not None and (isinstance(limit_per_class, bool) or not isinstance(limit_per_class, int)
-                                        or limit_per_class < 1):
-        raise ValueError(f"limit_per_class must be a positive integer, got {limit_per_class!r}")
+    optional(check_int, "limit_per_class", limit_per_class, 1)
     pre = preprocessing if preprocessing is not None else Preprocessing(resolution=img_size)
     arrays = fashion_mnist_arrays(str(root) if root else str(fashion_mnist_root()))
     x_train, y_train = arrays["train"]

@@ -7,15 +7,18 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..checks import check_int, check_range, optional
+from ..errors import EffnetError
 from ..weights.meta import DEFAULT_RESOLUTION, Preprocessing
-from .datasets import ImageDataset, Splits, read_csv_list, read_image_folder, split_sizes
+from .datasets import ImageDataset, Splits, read_csv_list, read_image_folder
+from .spec import TEST_FRACTION, VAL_FRACTION, DataSpec, split_sizes
 from .elpv import ELPV_TASKS, elpv_records
 from .fashion_mnist import ArrayDataset, fashion_mnist_splits
 from .images import check_image
 from .synthetic import synthetic_splits
 from .transforms import make_transforms
 
-__all__ = ["load_splits", "split_sizes", "SPLIT_FOLDERS"]
+__all__ = ["load_data", "load_splits", "split_sizes", "SPLIT_FOLDERS"]
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +134,14 @@ def _read_csv_source(path: Path, skip: bool, skipped: list[str]) -> tuple[Record
 
 
 def _check_args(img_size, val_fraction, test_fraction, limit_per_class, seed) -> None:
-    if img_size is not None and (isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1):
-        raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
-    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {f!r}")
+    optional(check_int, "img_size", img_size, 1)
+    check_range("val_fraction", val_fraction, 0.0, 1.0, high_open=True)
+    check_range("test_fraction", test_fraction, 0.0, 1.0, high_open=True)
     if val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction + test_fraction:g}")
-    if limit_per_class is not None and (isinstance(limit_per_class, bool) or not isinstance(limit_per_class, int)
-                                        or limit_per_class < 1):
-        raise ValueError(f"limit_per_class must be a positive integer, got {limit_per_class!r}")
+        raise EffnetError(f"val_fraction + test_fraction must be below 1, got {val_fraction + test_fraction:g}")
+    optional(check_int, "limit_per_class", limit_per_class, 1)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+        raise EffnetError(f"seed must be an integer, got {seed!r}")
 
 
 def load_splits(
@@ -154,8 +153,8 @@ def load_splits(
     augment: str = "autoaugment",
     crop_scale: float | None = None,
     seed: int = 0,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
     skip_bad_images: bool = False,
     limit_per_class: int | None = None,
 ) -> Splits:
@@ -282,3 +281,14 @@ def without_augmentation(dataset, preprocessing: Preprocessing | None, img_size:
         out.augment = None
         return out
     return dataset  # generated data (synthetic) has no augmentation
+
+
+def load_data(spec: DataSpec, *, img_size: int | None = None, preprocessing: Preprocessing | None = None,
+              augment: str = "none", crop_scale: float | None = None, seed: int | None = None) -> Splits:
+    """:func:`load_splits` of a :class:`DataSpec` (``seed`` replaces the spec's split seed): the
+    data settings come from the spec, how the images are transformed from the caller."""
+    spec.check()
+    return load_splits(spec.source, img_size=img_size, preprocessing=preprocessing, task=spec.task,
+                       augment=augment, crop_scale=crop_scale, seed=spec.seed if seed is None else seed,
+                       val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
+                       skip_bad_images=spec.skip_bad_images, limit_per_class=spec.limit_per_class)

@@ -1,26 +1,31 @@
-"""Search: the compound-scaling coefficient grid search, scaling studies and architecture search.
+"""Studies: the core every kind of study is built on, and the kinds (:mod:`effnet.search.kinds`).
 
-Each is a study of trials on one engine (:mod:`effnet.search.engine`, Optuna's public API) with
-persistent storage (a SQLite file by default, any database URL for many workers), so trials survive
-crashes and interrupted studies resume where they stopped. A kind of study is a planner (its
-candidates), the shared scorer and paired analysis (:mod:`effnet.search.study`,
-:mod:`effnet.search.stats`), and its own report.
-Submodules load on first use; ``effnet.search`` itself imports neither torch nor Optuna.
+The core: the engine (:mod:`effnet.search.engine`, Optuna's public API) with persistent storage
+(a SQLite file by default, any database URL for many workers), so trials survive crashes and
+interrupted studies resume where they stopped; the study itself (:mod:`effnet.search.study`:
+config, candidates x paired seeds, the run, the paired analysis); the training budget
+(:mod:`effnet.search.budget`); the evaluators (:mod:`effnet.search.training`); the statistics
+(:mod:`effnet.search.stats`, :mod:`effnet.search.verdict`); the typed results the report reads
+(:mod:`effnet.search.results`); tables and plots. A kind of study (grid search, scaling,
+transfer, proxy fidelity, racing) is one module in :mod:`effnet.search.kinds`: its config, its
+candidates and its report. The architecture search is its own package, :mod:`effnet.archsearch`,
+on the same core. Submodules load on first use; ``effnet.search`` itself imports neither torch
+nor Optuna.
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_getattr
 
 _LAZY = {
-    "Coefficients": "scale_search",
-    "ScaleSearchConfig": "scale_search",
-    "grid_candidates": "scale_search",
-    "run_scale_search": "scale_search",
-    "scaled_candidate": "scale_search",
-    "ScalingStudyConfig": "scaling_study",
-    "match_flops": "scaling_study",
-    "plan_scaling_study": "scaling_study",
-    "run_scaling_study": "scaling_study",
+    "Coefficients": "kinds.grid",
+    "ScaleSearchConfig": "kinds.grid",
+    "grid_candidates": "kinds.grid",
+    "run_scale_search": "kinds.grid",
+    "scaled_candidate": "kinds.grid",
+    "ScalingStudyConfig": "kinds.scaling",
+    "match_flops": "kinds.scaling",
+    "plan_scaling_study": "kinds.scaling",
+    "run_scaling_study": "kinds.scaling",
     "PlannedStudy": "engine",
     "TrialSpec": "engine",
     "check_settings": "engine",
@@ -35,8 +40,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from .. import machine
 from ..arch import Network, cost
 from ..arch.matching import match_flops
-from ..checks import check_float, check_int
+from ..checks import check_int
+from ..data.spec import DataSpec
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
+from .budget import Budget
 from .engine import PlannedStudy, TrialSpec
-from .recipes import DEFAULT_RECIPE, check_recipe
 from .runner import StudyOptions, run_local_workers, timed_training, with_classes
 from .storage import normalise_url, open_storage
 
@@ -34,53 +35,53 @@ CONTROL_RATIO = 4.0
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """The base network and the training budget every candidate of a study gets (stored with it)."""
+    """The base network, the data, the training budget every candidate gets, the base resolution
+    and the paired seeds (stored with the study: a study refuses to continue under other ones)."""
 
     base: Network
-    data: str = "elpv"
+    data: DataSpec = field(default_factory=lambda: DataSpec("elpv"))
+    budget: Budget = field(default_factory=Budget)
     img_size: int = 64
-    budget_epochs: int = 2
     seeds: int = 1
     split_seeds: bool = False
-    batch_size: int = 32
-    lr: float | None = None
-    limit_per_class: int | None = None
-    task: str = "default"
-    augment: str = "none"
-    max_steps: int | None = None
-    recipe: str = DEFAULT_RECIPE
     bootstrap_draws: int = 2000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):  # a source name alone: its default task and split
+            object.__setattr__(self, "data", DataSpec(self.data))
 
     def check_budget(self) -> None:
         if not isinstance(self.base, Network):
             raise EffnetError("base must be a network description")
-        check_int("training budget (epochs)", self.budget_epochs, 1)
+        if not isinstance(self.data, DataSpec) or not isinstance(self.budget, Budget):
+            raise EffnetError("a study's data must be a DataSpec and its budget a Budget")
+        self.data.check()
+        self.budget.check()
         check_int("image size", self.img_size, 8)
         check_int("number of seeds", self.seeds, 1)
-        check_int("batch size", self.batch_size, 1)
         check_int("bootstrap draws", self.bootstrap_draws, 100)
-        if self.lr is not None:
-            check_float("learning rate", self.lr, 0.0, strict=True)
-        if self.limit_per_class is not None:
-            check_int("limit per class", self.limit_per_class, 1)
-        if self.max_steps is not None:
-            check_int("max steps", self.max_steps, 1)
-        if not isinstance(self.data, str) or not self.data:
-            raise EffnetError("data must name a data source")
-        check_recipe(self.recipe)
 
     def settings(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "bootstrap_draws"}
-        d = json.loads(json.dumps({k: (asdict(v) if hasattr(v, "__dataclass_fields__") and not isinstance(v, Network)
-                                       else v) for k, v in d.items() if k != "base"}))
+        """What identifies the study, flat: the data and the budget under the keys studies have
+        always stored them with, then the kind's own fields."""
+        d: dict[str, Any] = {"data": self.data.source, "task": self.data.task,
+                             "limit_per_class": self.data.limit_per_class, **self.budget.settings()}
+        defaults = DataSpec(self.data.source)
+        for name in ("seed", "val_fraction", "test_fraction", "skip_bad_images"):  # recorded when not the default
+            if getattr(self.data, name) != getattr(defaults, name):
+                d[f"data_{name}"] = getattr(self.data, name)
+        for f in fields(self):
+            if f.name in ("base", "data", "budget", "bootstrap_draws"):
+                continue
+            v = getattr(self, f.name)
+            d[f.name] = asdict(v) if hasattr(v, "__dataclass_fields__") and not isinstance(v, Network) else v
+        d = json.loads(json.dumps(d))
         d["base"] = self.base.to_dict()
         return d
 
     def trainer(self):
-        return self.trainer_type()(self.data, self.budget_epochs, batch_size=self.batch_size, lr=self.lr,
-                            limit_per_class=self.limit_per_class, task=self.task, augment=self.augment,
-                            max_steps=self.max_steps, per_epoch=getattr(self, "prune", False), recipe=self.recipe,
-                            split_seeds=self.split_seeds)
+        return self.trainer_type()(self.data, self.budget, per_epoch=getattr(self, "prune", False),
+                                   split_seeds=self.split_seeds)
 
     def trainer_type(self) -> type:
         from .training import QuickTrainer  # lazy: torch only when a trial trains
@@ -89,15 +90,11 @@ class StudyConfig:
 
     def data_label(self) -> str:
         """The data source as measured: name, labelling and per-class cap."""
-        extra = [f"task {self.task}"] if self.task != "default" else []
-        if self.limit_per_class:
-            extra.append(f"at most {self.limit_per_class} images per class")
-        return f"{self.data} ({', '.join(extra)})" if extra else self.data
+        return self.data.label()
 
     def budget_label(self) -> str:
         split = "train/val/test split re-drawn per seed" if self.split_seeds else "one train/val/test split"
-        return (f"{self.budget_epochs} epoch(s), {self.recipe} recipe, batch {self.batch_size}, {self.seeds} paired "
-                f"seed(s), {split}")
+        return f"{self.budget.label()}, {self.seeds} paired seed(s), {split}"
 
 
 @dataclass(frozen=True)
@@ -280,7 +277,7 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
             **dict(cand.facts), "seeds_done": len(done), "seeds": config.seeds, "run_acc": accs,
             "run_mean": statistics.fmean(accs) if accs else None,
             "run_std": statistics.stdev(accs) if len(accs) > 1 else None,
-            "train_time_s": sum(times) if times else None, "epochs_trained": config.budget_epochs * len(done),
+            "train_time_s": sum(times) if times else None, "epochs_trained": config.budget.epochs * len(done),
             "steps_trained": sum(int(r.attrs.get("steps") or 0) for r in done),
             "attempts": sum(attempts.get(f"{cand.key}-s{k}", 0) for k in range(config.seeds)),
             "mean": None, "ci_low": None, "ci_high": None, "indistinguishable_from_best": None}

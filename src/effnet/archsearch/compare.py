@@ -1,6 +1,6 @@
 """Does the architecture search beat random search? Strategies compared at equal trials over search seeds.
 
-One architecture-search study (:func:`effnet.search.arch_search.run_arch_search`) runs per
+One architecture-search study (:func:`effnet.archsearch.search.run_arch_search`) runs per
 (strategy, search seed), all with the same settings and the same evaluator (so the same training
 budget and training seeds); only the strategy and the sampler's seed change. Each study is named
 after both, lives in one storage and resumes like any arch search: rerunning trains only the
@@ -25,8 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 from ..checks import check_int
 from ..errors import EffnetError
 from ..fsutil import atomic_savefig, atomic_write_text
-from .arch_search import ArchSearchSettings, Evaluator, STRATEGIES, open_storage, run_arch_search
-from .stats import mean_interval
+from .search import ArchSearchSettings, Evaluator, STRATEGIES, open_storage, run_arch_search
+from ..search.stats import mean_interval
 
 REFERENCE = "random"
 
@@ -213,7 +213,7 @@ def write_comparison(summary: Mapping[str, Any], out_dir: str | Path,
     atomic_write_text(paths["summary"], json.dumps(data, indent=2) + "\n")
     title = "" if settings is None else (
         f"best reward so far: {settings.base} space at {settings.img_size} px, T = {settings.target_macs / 1e6:g}M "
-        f"MACs, w = {settings.w}\n{settings.data or 'data n/a'}, {settings.budget_epochs} epoch(s) x "
+        f"MACs, w = {settings.w}\n{settings.data or 'data n/a'}, {settings.budget.epochs} epoch(s) x "
         f"{settings.seeds} training seed(s)")
     plot_best_so_far(summary, paths["plot"], title=title)
     return paths

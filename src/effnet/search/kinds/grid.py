@@ -31,17 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..arch import ALPHA, BETA, GAMMA, Network, cost, scale
-from ..arch.matching import match_flops
-from ..checks import check_float
-from ..errors import EffnetError
-from ..fsutil import atomic_write_text
-from . import plots
-from .engine import PlannedStudy
-from .runner import StudyOptions
-from .storage import redact
-from .study import Candidate, StudyConfig, analyse, control_pair, run_record, run_study, trained_classes, write_json
-from .tables import Column, decorate, fixed, millions, plain, public_row, to_markdown, write_tables
+from ...arch import ALPHA, BETA, GAMMA, Network, cost, scale
+from ...arch.matching import match_flops
+from ...checks import check_float
+from ...errors import EffnetError
+from ...fsutil import atomic_write_text
+from .. import plots
+from ..engine import PlannedStudy
+from ..runner import StudyOptions
+from ..storage import redact
+from ..study import Candidate, StudyConfig, analyse, control_pair, run_record, run_study, trained_classes, write_json
+from ..tables import Column, decorate, fixed, millions, plain, public_row, to_markdown, write_tables
 
 KIND = "compound-scaling grid search"
 TARGET = 2.0
@@ -221,9 +221,10 @@ def plan_cache_dir() -> Path | None:
 def _code_fingerprint() -> str:
     """Hash of the sources a plan depends on (descriptions, scaling, rounding, cost, matching), so a
     changed planner never reads an old plan."""
-    here = Path(__file__).parent
-    files = sorted((here.parent / "arch").glob("*.py")) + [here / "scale_search.py", here / "scaling_study.py",
-                                                            here / "study.py"]
+    package = Path(__file__).parents[2]  # src/effnet
+    files = sorted((package / "arch").rglob("*.py")) + [package / "search" / "kinds" / "grid.py",
+                                                         package / "search" / "kinds" / "scaling.py",
+                                                         package / "search" / "study.py"]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
@@ -396,12 +397,12 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
     grid_points = [dict(p, acc=p.get("mean")) for p in points if p["role"] in ("candidate", "reference")]
     plots.grid_heatmap([p for p in grid_points if p.get("alpha") is not None], out / "heatmap.png",
                        best=dict(best, acc=best["mean"]) if best and analysis["winner"] else None,
-                       title=f"Grid search on {config.data}: best accuracy per (beta, gamma)", note=what)
+                       title=f"Grid search on {config.data.source}: best accuracy per (beta, gamma)", note=what)
     series = {"grid": grid_points, "control (base, 4x)": [dict(p, acc=p.get("mean")) for p in points
                                                           if p["role"] in ("baseline", "control")]}
     plots.accuracy_vs_flops(series, out / "acc_vs_flops.png",
                             highlight=dict(best, acc=best["mean"]) if best and analysis["winner"] else None,
-                            title=f"Grid search on {config.data}: accuracy vs FLOPs", note=what)
+                            title=f"Grid search on {config.data.source}: accuracy vs FLOPs", note=what)
     _write_summary_md(out, summary, points, trials)
     return summary
 

@@ -15,10 +15,10 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..checks import check_int
-from ..errors import EffnetError
-from .runner import StudyOptions
-from .study import Candidate, StudyConfig, analyse, run_study, trained_classes, write_json
+from ...checks import check_int
+from ...errors import EffnetError
+from ..runner import StudyOptions
+from ..study import Candidate, StudyConfig, analyse, run_study, trained_classes, write_json
 
 
 def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
@@ -33,7 +33,8 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
     history = []
     analysis: dict[str, Any] = {}
     for r in range(rounds):
-        cfg = dataclasses.replace(config, budget_epochs=config.budget_epochs * 2**r, seeds=config.seeds * 2**r)
+        cfg = dataclasses.replace(config, budget=dataclasses.replace(config.budget, epochs=config.budget.epochs * 2**r),
+                                  seeds=config.seeds * 2**r)
 
         def round_plan(num_classes, cfg=cfg, alive=alive):
             cands = list(plan(num_classes))
@@ -45,7 +46,7 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
         analysis = analyse(study, cfg, cands)
         rows = {row["key"]: row for row in analysis["rows"]}
         for c in cands:
-            received[c.key] = received.get(c.key, 0) + cfg.budget_epochs * rows[c.key]["seeds_done"]
+            received[c.key] = received.get(c.key, 0) + cfg.budget.epochs * rows[c.key]["seeds_done"]
         contenders = [row for row in analysis["rows"] if row["role"] not in ("baseline", "control")]
         if any(row["seeds_done"] < cfg.seeds for row in analysis["rows"]):
             raise EffnetError(f"racing round {r} is not finished (some trials failed or run elsewhere); "
@@ -53,7 +54,7 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
         ranked = sorted(contenders, key=lambda row: -row["mean"])
         keep = {row["key"] for row in ranked[:max(1, math.ceil(len(ranked) / eta))]}
         keep |= {row["key"] for row in contenders if row.get("indistinguishable_from_best")}
-        history.append({"round": r, "epochs": cfg.budget_epochs, "seeds": cfg.seeds, "candidates": len(contenders),
+        history.append({"round": r, "epochs": cfg.budget.epochs, "seeds": cfg.seeds, "candidates": len(contenders),
                         "kept": sorted(keep), "verdict": analysis["verdict"]})
         if len(keep) == 1:
             break

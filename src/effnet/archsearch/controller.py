@@ -9,7 +9,7 @@ on-policy trial the ratio is 1 and the update is plain REINFORCE.
 
 The whole state (logits, Adam moments, baseline, update count, the trials already learnt from)
 is a JSON-able dict, so it can live in a study's user attributes (see
-:mod:`effnet.search.arch_search`). Learning from trials is a fold: :meth:`Controller.learn`
+:mod:`effnet.archsearch.search`). Learning from trials is a fold: :meth:`Controller.learn`
 takes the finished trials not yet in ``consumed``, in trial-number order.
 """
 from __future__ import annotations

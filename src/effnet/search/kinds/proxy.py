@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..checks import check_int
-from ..errors import EffnetError
-from .plots import proxy_scatter
-from .runner import StudyOptions
-from .scaling_study import ScalingStudyConfig, default_study_name
-from .stats import kendall_tau
-from .study import analyse, run_study, trained_classes, write_json
+from ...checks import check_int
+from ...errors import EffnetError
+from ..plots import proxy_scatter
+from ..runner import StudyOptions
+from .scaling import ScalingStudyConfig, default_study_name
+from ..stats import kendall_tau
+from ..study import analyse, run_study, trained_classes, write_json
 
 KIND = "scaling study"
 CHANCE_MARGIN = 0.05
@@ -36,10 +36,10 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
     if config.seeds < 2:
         raise EffnetError("proxy fidelity needs at least 2 seeds (--seeds) for an interval over seeds")
     name = opts.study_name or default_study_name(config)
-    long = dataclasses.replace(config, budget_epochs=config.budget_epochs * factor)
+    long = dataclasses.replace(config, budget=dataclasses.replace(config.budget, epochs=config.budget.epochs * factor))
     means, per_seed = {}, {}
     for label, cfg in (("proxy", config), ("long", long)):
-        study = run_study(KIND, cfg, opts, f"{name}-{label}-{cfg.budget_epochs}ep", cfg.candidates, trainer=trainer,
+        study = run_study(KIND, cfg, opts, f"{name}-{label}-{cfg.budget.epochs}ep", cfg.candidates, trainer=trainer,
                           on_event=on_event)
         analysis = analyse(study, cfg, cfg.candidates(getattr(trainer, "num_classes", None) or trained_classes(study)),
                            cfg.groups(), control=cfg.control_keys())
@@ -63,24 +63,24 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
     # a candidate the proxy left within 5 points of chance was not ranked by it, only tied
     at_chance = [k for k, row in zip(keys, short) if chance is not None and row.mean() <= chance + CHANCE_MARGIN]
     if len(at_chance) > len(keys) / 2:
-        verdict = (f"The {config.budget_epochs}-epoch proxy learned nothing to rank: {len(at_chance)} of {len(keys)} "
+        verdict = (f"The {config.budget.epochs}-epoch proxy learned nothing to rank: {len(at_chance)} of {len(keys)} "
                    f"candidates are within {CHANCE_MARGIN * 100:.0f} points of chance ({chance:.2f}) at the proxy budget, against "
-                   f"{min(longer.mean(1)):.2f} to {max(longer.mean(1)):.2f} at {long.budget_epochs} epochs; Kendall "
+                   f"{min(longer.mean(1)):.2f} to {max(longer.mean(1)):.2f} at {long.budget.epochs} epochs; Kendall "
                    f"tau {tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}). Use a longer proxy.")
     elif lo > 0:
-        verdict = (f"The {config.budget_epochs}-epoch proxy ranks like {long.budget_epochs} epochs: Kendall tau "
+        verdict = (f"The {config.budget.epochs}-epoch proxy ranks like {long.budget.epochs} epochs: Kendall tau "
                    f"{tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}) over {len(keys)} candidates.")
     else:
-        verdict = (f"The {config.budget_epochs}-epoch proxy ranks nothing: Kendall tau {tau:+.2f} against "
-                   f"{long.budget_epochs} epochs, 95% CI {lo:+.2f} to {hi:+.2f} includes 0 ({len(keys)} candidates).")
+        verdict = (f"The {config.budget.epochs}-epoch proxy ranks nothing: Kendall tau {tau:+.2f} against "
+                   f"{long.budget.epochs} epochs, 95% CI {lo:+.2f} to {hi:+.2f} includes 0 ({len(keys)} candidates).")
     summary = {"verdict": verdict + f" [{config.seeds} paired seeds, {draws} bootstrap draws over seeds]",
                "tau": tau, "tau_ci_low": lo, "tau_ci_high": hi, "separated_from_zero": lo > 0,
-               "proxy_epochs": config.budget_epochs, "long_epochs": long.budget_epochs, "seeds": config.seeds,
+               "proxy_epochs": config.budget.epochs, "long_epochs": long.budget.epochs, "seeds": config.seeds,
                "chance": chance, "at_chance": at_chance,
                "candidates": [{"key": k, "proxy_mean": means["proxy"][k], "long_mean": means["long"][k],
                                "proxy_runs": per_seed["proxy"][k], "long_runs": per_seed["long"][k]} for k in keys]}
     write_json(Path(opts.out_dir) / "proxy.json", summary)
     proxy_scatter(summary, Path(opts.out_dir) / "proxy.png",
-                  title=f"Proxy fidelity: {config.base.name}, {config.budget_epochs} against {long.budget_epochs} "
+                  title=f"Proxy fidelity: {config.base.name}, {config.budget.epochs} against {long.budget.epochs} "
                         f"epoch(s)", note=summary["verdict"])
     return summary

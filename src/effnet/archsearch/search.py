@@ -1,6 +1,6 @@
 """Architecture search for a baseline under a FLOPs target, as an Optuna study.
 
-Every trial is one description from an :class:`~effnet.search.arch_space.ArchSpace`, trained (or
+Every trial is one description from an :class:`~effnet.archsearch.space.ArchSpace`, trained (or
 scored) by an *evaluator*, and rewarded by ``ACC(m) * (FLOPs(m) / T) ** w`` with FLOPs counted as
 multiply-adds by the analytic :func:`effnet.arch.cost` at the search resolution. Trials keep their
 description JSON, choice vector, MACs, parameters, accuracy and reward as user attributes, so any
@@ -9,7 +9,7 @@ storage Optuna supports (in memory, SQLite, PostgreSQL) holds the whole search.
 Strategies (fixed per study):
 
 ``rl``     :class:`ControllerSampler`: a policy-gradient controller
-           (:class:`~effnet.search.controller.Controller`) whose state lives in the study.
+           (:class:`~effnet.archsearch.controller.Controller`) whose state lives in the study.
 ``tpe``    Optuna's multivariate TPE on the reward.
 ``nsga2``  Optuna's NSGA-II on the two objectives (maximise accuracy, minimise MACs); its
            non-dominated trials are the Pareto front.
@@ -36,22 +36,21 @@ import torch
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from .. import train  # train.quick_train is looked up per call: tests and tools may replace it
 from ..arch import Network, cost
 from ..checks import check_int
 from ..fsutil import atomic_savefig, atomic_write_text
-from . import stats
-from .arch_space import BASES, ArchSpace, reward
+from ..search import stats
+from .space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
-from .engine import KIND_ATTR, SETTINGS_ATTR, check_settings
-from .recipes import check_recipe, headless, quick_train_options
-from .storage import normalise_url, open_storage as open_database
-from .study import pack, unpack
-from .tables import Column, fixed, millions, plain, to_csv, to_markdown
+from ..search.engine import KIND_ATTR, SETTINGS_ATTR, check_settings
+from ..search.budget import SETTING_KEYS, Budget
+from ..search.storage import normalise_url, open_storage as open_database
+from ..search.study import pack, unpack
+from ..search.tables import Column, fixed, millions, plain, to_csv, to_markdown
 
 STRATEGIES = ("rl", "tpe", "nsga2", "random")
 #: settings recorded since a later version, with the value studies made before then used
-ADDED_SETTINGS = {"seed": 0}
+ADDED_SETTINGS = {"seed": 0, "batch_size": 32, "max_steps": None, "lr": None, "augment": "none"}
 KIND = "arch-search"
 CONTROLLER_ATTR = "effnet.arch_search.controller"
 #: An evaluator scores one description; it returns at least ``{"accuracy": float in [0, 1]}``, and,
@@ -71,9 +70,8 @@ class ArchSearchSettings:
     w: float = -0.07
     img_size: int = 64
     num_classes: int = 2
-    data: str = ""
-    budget_epochs: int = 1
-    recipe: str = "short"
+    data: str = ""  # the data as measured, a label (the evaluator reads the data)
+    budget: Budget = field(default_factory=lambda: Budget(epochs=1))
     seeds: int = 1  # training seeds per candidate; the reward uses their mean accuracy
     seed: int = 0  # the first training seed, which also draws the train/validation/test split
     include_base: bool = True
@@ -95,19 +93,29 @@ class ArchSearchSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name != "img_size" else 8):
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'img_size' else 8}, got {v!r}")
-        check_int("budget epochs", self.budget_epochs, 1)
+        if isinstance(self.budget, Mapping):
+            object.__setattr__(self, "budget", Budget.from_dict(self.budget))
+        if not isinstance(self.budget, Budget):
+            raise ValueError(f"budget must be a Budget, got {self.budget!r}")
+        self.budget.check()
         check_int("number of seeds", self.seeds, 1)
         check_int("seed", self.seed, 0)
-        check_recipe(self.recipe)
         if isinstance(self.controller, dict):
             object.__setattr__(self, "controller", ControllerConfig(**self.controller))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat: the budget under the keys searches have always stored it with."""
+        out = asdict(self)
+        del out["budget"]
+        return {**out, **self.budget.settings()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ArchSearchSettings":
-        return cls(**dict(data))
+        data = dict(data)
+        budget = Budget.from_settings({**ADDED_SETTINGS, **data})
+        for key in SETTING_KEYS.values():
+            data.pop(key, None)
+        return cls(**data, budget=budget)
 
     def space(self) -> ArchSpace:
         return ArchSpace(self.base, resolution=self.img_size, num_classes=self.num_classes,
@@ -387,63 +395,6 @@ class SyntheticAccuracy:
         return {"accuracy": self.accuracy(self.space.encode(desc))}
 
 
-class NoImages(torch.utils.data.Dataset):
-    """An empty split (``quick_train`` scores a test split only when it has images)."""
-
-    targets: tuple[int, ...] = ()
-
-    def __len__(self) -> int:
-        return 0
-
-    def __getitem__(self, index: int):
-        raise IndexError(index)
-
-
-class TrainEvaluator:
-    """Scores a description by training it briefly with :func:`effnet.train.quick_train`
-    under one of :data:`effnet.search.recipes.PROXY_RECIPES`; the accuracy is on ``splits.val``.
-
-    With ``seeds`` > 1 it trains with seeds ``seed .. seed + seeds - 1`` (the same seeds for every
-    architecture, so rewards are compared on matched runs) and the accuracy is their mean. Every run
-    also reports which validation (and, with ``score_test``, test) images it got right.
-    """
-
-    def __init__(self, splits, *, img_size: int, epochs: int, batch_size: int = 32, recipe: str = "short",
-                 lr: float | None = None, seed: int = 0, max_steps: int | None = None, progress: bool = False,
-                 seeds: int = 1, score_test: bool = True) -> None:
-        check_int("number of seeds", seeds, 1)
-        if not score_test:
-            from dataclasses import replace as replace_field
-
-            splits = replace_field(splits, test=NoImages())
-        self.splits = splits
-        self.seeds = seeds
-        self.recipe = check_recipe(recipe)
-        self.kwargs = dict(img_size=img_size, epochs=epochs, batch_size=batch_size, seed=seed, max_steps=max_steps,
-                           progress=progress, **quick_train_options(recipe, lr))
-
-    def __call__(self, desc: Network) -> dict[str, Any]:
-        import numpy as np
-
-        runs = []
-        for k in range(self.seeds):
-            kwargs = dict(self.kwargs, seed=self.kwargs["seed"] + k)
-            runs.append(train.quick_train(headless(desc, self.recipe), self.splits, predictions=True, **kwargs))
-        accs = [float(r["val_acc"]) for r in runs]
-        if not all(math.isfinite(a) for a in accs):
-            raise RuntimeError("training diverged (validation accuracy is not finite)")
-        out: dict[str, Any] = {
-            "accuracy": sum(accs) / len(accs), "train_time_s": sum(float(r["train_time_s"]) for r in runs),
-            "steps": sum(int(r["steps"]) for r in runs), "train_loss": float(runs[-1]["train_loss"])}
-        for split in ("val", "test"):
-            if all(f"{split}_pred" in r for r in runs):
-                out[f"{split}_correct"] = [np.asarray(r[f"{split}_pred"]) == np.asarray(r[f"{split}_target"])
-                                           for r in runs]
-        if self.seeds > 1:
-            out["accuracy_per_seed"] = " ".join(f"{a:.4f}" for a in accs)
-        return out
-
-
 # ----- results ---------------------------------------------------------------------------
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -695,7 +646,7 @@ def write_outputs(study: optuna.Study, out_dir: str | Path, settings: ArchSearch
            + to_markdown([_with_intervals(r) for r in summary["candidates"]], TOP_COLUMNS) + "\nEvery trial:\n\n")
     header = (f"Architecture search `{study.study_name}`: strategy {settings.strategy}, base {settings.base}, "
               f"{settings.img_size} px, target T = {settings.target_macs} MACs (multiply-adds), w = {settings.w}, "
-              f"data {settings.data or 'n/a'}, {settings.budget_epochs} epoch(s) per trial ({settings.recipe} recipe); "
+              f"data {settings.data or 'n/a'}, {settings.budget.epochs} epoch(s) per trial ({settings.budget.recipe} recipe); "
               f"{n_done} complete trial(s), accuracy the mean of {settings.seeds} seed(s) each.\n\n")
     atomic_write_text(paths["markdown"], summary["verdict"] + "\n\n" + header + top + to_markdown(rows, COLUMNS))
     plot_accuracy_vs_macs(rows, paths["plot"], target_macs=settings.target_macs,

@@ -22,21 +22,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..arch import Network, get_network
-from ..errors import EffnetError
-from ..fsutil import atomic_write_text
-from ..train import quick_train
-from ..train.recipe import input_statistics
-from ..weights.meta import Preprocessing
-from ..weights.pretrained import OFFLINE_WEIGHTS
-from . import plots
-from .runner import StudyOptions
-from .stats import independent_splits, paired_difference
-from .storage import redact
-from .study import (Candidate, StudyConfig, aligned_scores, analyse, run_record, run_study, trained_classes, unpack,
+from ...arch import Network, get_network
+from ...errors import EffnetError
+from ...fsutil import atomic_write_text
+from ...train import quick_train
+from ...train.recipe import input_statistics
+from ...weights.meta import Preprocessing
+from ...weights.pretrained import OFFLINE_WEIGHTS
+from .. import plots
+from ..runner import StudyOptions
+from ..stats import independent_splits, paired_difference
+from ..storage import redact
+from ..study import (Candidate, StudyConfig, aligned_scores, analyse, run_record, run_study, trained_classes, unpack,
                     write_json)
-from .tables import Column, fixed, millions, plain, public_row, to_markdown
-from .training import QuickTrainer, trial_result
+from ..tables import Column, fixed, millions, plain, public_row, to_markdown
+from ..training import QuickTrainer, trial_result
 
 KIND = "transfer study"
 INITS = ("imagenet", "scratch")
@@ -74,17 +74,18 @@ class TransferTrainer(QuickTrainer):
     def preprocessing(self, img_size: int):
         return Preprocessing(resolution=img_size, mean=tuple(self.mean), std=tuple(self.std))
 
-    def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any, pretrained: bool = False
+    def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any = None, pretrained: bool = False
                  ) -> dict[str, Any]:
         splits = self.splits(img_size, seed)
         stats = None
         if pretrained:
             sample = splits.val if len(splits.val) else splits.train
             stats = input_statistics(sample, self.mean, self.std)
+        b = self.budget
         out = quick_train(desc.replace(num_classes=splits.num_classes), splits, img_size=img_size,
-                          epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
+                          epochs=b.epochs, batch_size=b.batch_size, lr=b.lr, seed=seed,
                           progress=self.progress_label(desc, seed),
-                          max_steps=self.max_steps, predictions=True, input_stats=stats,
+                          max_steps=b.max_steps, predictions=True, input_stats=stats,
                           **({"pretrained": "true"} if pretrained else {"padding": self.padding}))
         return {**trial_result(out), "recipe": out["recipe"]}
 
@@ -98,6 +99,7 @@ class TransferStudyConfig(StudyConfig):
     models: tuple[str, ...] = DEFAULT_MODELS
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.models:
             raise EffnetError("give at least one model")
         if self.base is None:
@@ -123,8 +125,8 @@ class TransferStudyConfig(StudyConfig):
 
     def budget_label(self) -> str:
         split = "train/val/test split re-drawn per seed" if self.split_seeds else "one train/val/test split"
-        return (f"{self.budget_epochs} epoch(s) at {self.img_size} px, recipe decided per run (ImageNet weights: "
-                f"fine-tune regime; scratch: short regime), batch {self.batch_size}, {self.seeds} paired seed(s), "
+        return (f"{self.budget.epochs} epoch(s) at {self.img_size} px, recipe decided per run (ImageNet weights: "
+                f"fine-tune regime; scratch: short regime), batch {self.budget.batch_size}, {self.seeds} paired seed(s), "
                 f"{split}")
 
     def candidates(self, num_classes: int | None = None) -> list[Candidate]:
@@ -282,7 +284,7 @@ def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num
     series = {init: [{**r, "acc": r.get("test_mean") if cmp else None, "ci_low": r.get("test_ci_low"),
                       "ci_high": r.get("test_ci_high")} for r in ordered if r["init"] == init] for init in INITS}
     named = {("ImageNet-initialised" if k == "imagenet" else "from scratch"): v for k, v in series.items()}
-    title = f"Transfer to {config.data}: ImageNet weights vs scratch"
+    title = f"Transfer to {config.data.source}: ImageNet weights vs scratch"
     if len(config.models) == 1:  # one network two ways: side by side, not apart on a cost axis
         plots.arms_side_by_side({k: v[0] for k, v in named.items() if v}, out / "transfer.png",
                                 reference=majority, reference_label="majority class",

@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..arch import ALPHA, BETA, GAMMA, cost
-from ..arch.matching import METHODS, ScaledNetwork, match_flops
-from ..checks import check_float
-from ..errors import EffnetError
-from ..fsutil import atomic_write_text
-from . import plots
-from .runner import StudyOptions
-from .storage import redact
-from .study import CONTROL_RATIO, Candidate, analyse, control_pair, run_record, run_study, trained_classes
-from .study import StudyConfig as StudyConfigBase
-from .tables import Column, decorate, fixed, millions, plain, public_row, to_markdown, write_tables
+from ...arch import ALPHA, BETA, GAMMA, cost
+from ...arch.matching import METHODS, ScaledNetwork, match_flops
+from ...checks import check_float
+from ...errors import EffnetError
+from ...fsutil import atomic_write_text
+from .. import plots
+from ..runner import StudyOptions
+from ..storage import redact
+from ..study import CONTROL_RATIO, Candidate, analyse, control_pair, run_record, run_study, trained_classes
+from ..study import StudyConfig as StudyConfigBase
+from ..tables import Column, decorate, fixed, millions, plain, public_row, to_markdown, write_tables
 
 KIND = "scaling study"
 
