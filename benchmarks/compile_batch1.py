@@ -22,7 +22,8 @@ import torch
 
 import effnet
 from effnet.deploy.export import export_onnx
-from effnet.deploy.paths import compiled_model, onnx_runner
+from effnet.deploy.paths import onnx_runner
+from effnet.deploy.runtime import compiled_model
 from effnet.deploy.runtime import time_interleaved
 from effnet.machine import cpu_count
 

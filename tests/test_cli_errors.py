@@ -54,7 +54,7 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_run_folder(tmp_p
 def test_a_bad_value_names_the_flag_not_the_config_key(tmp_path, capsys):
     _images(tmp_path / "data", bad=False)
     assert main(["train", "--data", str(tmp_path / "data"), "--img-size", "-5", "--out", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err.strip() == "effnet train: error: --img-size must be >= 1, got -5"
+    assert capsys.readouterr().err.strip() == "effnet train: error: --img-size must be a positive integer, got -5"
 
 
 def test_finetune_takes_the_pretrained_path_its_offline_error_asks_for(tmp_path, capsys):

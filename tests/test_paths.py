@@ -13,6 +13,7 @@ import torch
 import effnet
 import effnet.cli as cli
 import effnet.deploy.paths as paths
+import effnet.deploy.runtime as runtime
 from effnet.arch import get_network, scale
 from effnet.deploy.paths import PathCache, PathReport, PathResult, Tolerance, choose_paths
 from effnet.weights import save_model
@@ -105,7 +106,7 @@ def test_bf16_runs_only_on_a_cpu_with_native_bf16(monkeypatch, tiny_model, flags
     bf16 = next(r for r in report.results if r.path == "bf16")
     assert bf16.ok == runs
     if not runs:
-        assert bf16.note == f"skipped: {paths.BF16_UNSUPPORTED}"
+        assert bf16.note == f"skipped: {runtime.BF16_UNSUPPORTED}"
         assert "no AVX512-BF16 or AMX" in paths.paths_table(report)
 
 
@@ -127,7 +128,7 @@ def test_openvino_bf16_runs_only_on_a_cpu_with_native_bf16(monkeypatch, tiny_mod
     with pytest.raises(effnet.errors.EffnetError, match="no AVX512-BF16 or AMX, which OpenVINO's bf16 precision needs"):
         paths.build_runner(tiny_model, "openvino_bf16", tmp_path)
     monkeypatch.undo()
-    if not paths.bf16_supported():
+    if not runtime.bf16_supported():
         pytest.skip("this CPU has no native bf16")
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 32), dtype=np.float32)
     got, want = paths.build_runner(tiny_model, "openvino_bf16", tmp_path)(x), tiny_model(torch.from_numpy(x))

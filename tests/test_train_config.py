@@ -40,7 +40,7 @@ def test_override_parses_strings_by_field_type():
 
 @pytest.mark.parametrize("item, message", [
     ("nope=1", "unknown config key"), ("epochs=three", "epochs must be an integer"),
-    ("lr=-1", "lr must be > 0"), ("optimizer=adam", "optimizer must be one of"),
+    ("lr=-1", "lr must be a positive number"), ("optimizer=adam", "optimizer must be one of"),
     ("ema=maybe", "ema must be true or false"), ("epochs", "expected key=value"),
     ("label_smoothing=2", "label_smoothing must be in [0, 1]"), ("amp=fp8", "amp must be one of"),
 ])

@@ -21,8 +21,11 @@ def check_int(name: str, value: Any, minimum: int) -> int:
 def check_float(name: str, value: Any, minimum: float, *, strict: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
     if not ok or value < minimum or (strict and value == minimum):
-        bound = ">" if strict else ">="
-        raise EffnetError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
+        if minimum == 0:
+            what = "a positive number" if strict else "a non-negative number"
+        else:
+            what = f"a finite number {'>' if strict else '>='} {minimum:g}"
+        raise EffnetError(f"{name} must be {what}, got {value!r}")
     return float(value)
 
 

@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from .. import machine
-from ..deploy.export import export_onnx, fold_batchnorm
+from ..deploy.export import export_onnx
 from ..deploy.loading import load_model_arg
 from ..deploy.names import PATHS, PEERS
 from ..deploy.openvino_int8 import quantize_openvino
 from ..deploy.peers import export_peer_onnx, peer_model
 from ..deploy.quantize import first_convolutions, quantize_onnx
-from ..deploy.runtime import check_timing_args, openvino_runner, ort_session, run_session, time_interleaved
+from ..deploy.runtime import BACKENDS, check_timing_args, openvino_runner, ort_session, run_session, time_interleaved
 
 PEER_PATHS = ("eager", "onnxruntime")
 PATH_LABELS = {
@@ -125,31 +125,21 @@ SPEED_FP32_LAYERS = 1
 
 
 def _ours(model: nn.Module, path: str, x: torch.Tensor, tmp: Path) -> Callable[[], object]:
-    if path == "eager":
-        return _torch_runner(model, x)
-    if path == "channels_last":
-        fast = model.optimize_for_inference(channels_last=True)
-        return _torch_runner(fast, x.contiguous(memory_format=torch.channels_last))
-    if path == "bf16":
-        if not machine.native_bf16(machine.cpu_flags()):
-            raise RuntimeError("this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32")
-        fast = model.optimize_for_inference(channels_last=True)
-        xc = x.contiguous(memory_format=torch.channels_last)
-
-        def run_bf16():
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                return fast(xc)
-        return run_bf16
-    if path == "compile":
-        compiled = torch.compile(fold_batchnorm(model))
-        run = _torch_runner(compiled, x)
-        run()  # compile now, so a failure is reported as this path's note
-        return run
+    backend = BACKENDS.get(path)
+    if backend is not None:  # one engine, as `effnet predict --path` runs it
+        error = backend.unavailable()
+        if error is not None:
+            raise error
+        if backend.source == "module":
+            run, arr = backend.build(model), x.numpy()
+            run(arr)  # build now (a compile included), so a failure is reported as this path's note
+            return lambda: run(arr)
     fp32 = tmp / "effnet-fp32.onnx"
     if not fp32.exists():
         export_onnx(model, fp32, example_size=x.shape[-1])
-    if path == "onnxruntime":
-        return _ort_runner(fp32, x)
+    if backend is not None:
+        run, arr = backend.build(fp32), x.numpy()
+        return lambda: run(arr)
     if path in ("int8", "openvino_int8"):
         import onnx
 

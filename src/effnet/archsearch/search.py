@@ -37,8 +37,9 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..arch import Network, cost
-from ..checks import check_int
+from ..checks import check_float, check_int, check_range
 from ..fsutil import atomic_savefig, atomic_write_text
+from ..weights.meta import MIN_IMAGE_SIZE
 from ..search import stats
 from .space import BASES, ArchSpace, reward
 from .controller import Controller, ControllerConfig
@@ -79,20 +80,15 @@ class ArchSearchSettings:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
     def __post_init__(self) -> None:
-        t = self.target_macs
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            raise ValueError(f"target MACs must be a positive number, got {t!r}")
-        object.__setattr__(self, "target_macs", int(t))
+        object.__setattr__(self, "target_macs", int(check_float("target MACs", self.target_macs, 0.0, strict=True)))
         if self.base not in BASES:
             raise ValueError(f"search base must be one of {', '.join(BASES)}, got {self.base!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if not (isinstance(self.w, (int, float)) and math.isfinite(self.w) and self.w <= 0):
-            raise ValueError(f"reward exponent w must be a finite number <= 0, got {self.w!r}")
-        for name in ("img_size", "num_classes", "population_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name != "img_size" else 8):
-                raise ValueError(f"{name} must be an integer >= {2 if name != 'img_size' else 8}, got {v!r}")
+        check_range("reward exponent w", self.w, -math.inf, 0.0)
+        check_int("img_size", self.img_size, MIN_IMAGE_SIZE)
+        for name in ("num_classes", "population_size"):
+            check_int(name, getattr(self, name), 2)
         if isinstance(self.budget, Mapping):
             object.__setattr__(self, "budget", Budget.from_dict(self.budget))
         if not isinstance(self.budget, Budget):

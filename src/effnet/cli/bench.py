@@ -61,13 +61,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..checks import check_int, optional
+    from ..weights.meta import MIN_IMAGE_SIZE
     from ..analysis.bench import PATHS, bench_table, results_json, run_bench
 
     peers = [] if args.peers == ["none"] else args.peers
-    if args.img_size is not None and args.img_size < 16:
-        raise ValueError(f"--img-size must be at least 16, got {args.img_size}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be positive, got {args.threads}")
+    optional(check_int, "--img-size", args.img_size, MIN_IMAGE_SIZE)
+    optional(check_int, "--threads", args.threads, 1)
     if args.threads:
         import os
 

@@ -27,26 +27,6 @@ def comma_list(text: str) -> list[str]:
     return items
 
 
-def flag_type(check, name: str, *args: Any, parse=int, **kwargs: Any):
-    """A flag's type from one of :mod:`effnet.checks`' validators: the text parsed by ``parse``
-    (``int`` or ``float``), then checked, so a flag and the setting it fills refuse the same values
-    in the same words (argparse prints the validator's message as the usage error)."""
-
-    def convert(text: str) -> Any:
-        try:
-            value = parse(text)
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(
-                f"{name} must be {'an integer' if parse is int else 'a number'}, got {text!r}") from None
-        try:
-            return check(name, value, *args, **kwargs)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = name
-    return convert
-
-
 def add_json(p: argparse.ArgumentParser, what: str = "the results") -> None:
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help=f"{what} as JSON: --json alone prints it on standard output (in place of the text, where "

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 def _export_path(args: argparse.Namespace, model) -> int:
     import sys
 
-    from ..deploy.paths import BF16_UNSUPPORTED, PathCache, bf16_supported, cached_or_measured, model_identity
+    from ..deploy.paths import PathCache, cached_or_measured, model_identity
+    from ..deploy.runtime import BF16_UNSUPPORTED, bf16_supported
     from .paths import EXPORT_OF, RUN_WITH, check_path
 
     path = check_path(args.path, ("auto", "fp32", "int8", "openvino_int8", "bf16"))

@@ -31,11 +31,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..checks import check_int, optional
+    from ..weights.meta import MIN_IMAGE_SIZE
     from ..deploy.loading import load_model_arg
     from ..deploy.predict import predict_files
 
-    if args.img_size is not None and args.img_size < 8:
-        raise ValueError(f"--img-size must be at least 8, got {args.img_size}")
+    optional(check_int, "--img-size", args.img_size, MIN_IMAGE_SIZE)
     model = load_model_arg(args.model, pretrained=args.pretrained, exported=True)
     if args.path is not None and hasattr(model, "engine"):
         raise ValueError(f"--path does not apply to an exported model: {args.model} runs in {model.engine}")

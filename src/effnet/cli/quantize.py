@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_splits
+    from ..data import DataSpec, load_data
     from ..deploy.loading import load_model_arg
     from ..deploy.quantize import quantize_model
     from ..weights.meta import input_size
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_arg(args.model, pretrained=args.pretrained)
     prep = getattr(model, "preprocessing", None)
     size = input_size(model, args.img_size)
-    splits = load_splits(args.data, img_size=size, preprocessing=prep, seed=args.seed,
-                         limit_per_class=args.limit_per_class)
+    splits = load_data(DataSpec(args.data, seed=args.seed, limit_per_class=args.limit_per_class), img_size=size,
+                       preprocessing=prep, augment="autoaugment")
     report = quantize_model(model, splits, args.out, calib_images=args.calib_images, img_size=size,
                             eval_split=args.eval_split, eval_limit=args.eval_limit, repeats=args.repeats,
                             method=args.calibration, qat_epochs=args.qat_epochs, qat_lr=args.qat_lr)

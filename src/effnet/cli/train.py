@@ -220,7 +220,9 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from effnet.data import load_splits
+    import dataclasses
+
+    from effnet.data import DataSpec, load_data
     from effnet.train import evaluate
     from effnet.train.config import TrainConfig
     from effnet.factory import load_model
@@ -242,16 +244,12 @@ def _eval(args: argparse.Namespace) -> int:
     data = args.data or (run_cfg.data if run_cfg else None)
     if not data:
         raise ValueError("--data is required (elpv, synthetic, an image folder or a CSV list)")
-    same_data = run_cfg is not None and data == run_cfg.data
-    splits = load_splits(
-        data, img_size=pre.resolution, preprocessing=pre,
-        task=args.task or (run_cfg.task if same_data else "default"),
-        seed=args.seed if args.seed is not None else (run_cfg.seed if same_data else 0),
-        val_fraction=run_cfg.val_fraction if same_data else 0.15,
-        test_fraction=run_cfg.test_fraction if same_data else 0.15,
-        skip_bad_images=args.skip_bad_images or (run_cfg.skip_bad_images if same_data else False),
-        limit_per_class=args.limit_per_class or (run_cfg.limit_per_class if same_data else None),
-    )
+    # the run's own data settings when it is the run's data (so its test split is the same images), else defaults
+    spec = run_cfg.data_spec() if run_cfg is not None and data == run_cfg.data else DataSpec(data)
+    changes = {"task": args.task, "seed": args.seed, "limit_per_class": args.limit_per_class,
+               "skip_bad_images": args.skip_bad_images or None}
+    spec = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
+    splits = load_data(spec, img_size=pre.resolution, preprocessing=pre)
     if model.num_classes != splits.num_classes:
         raise ValueError(f"the checkpoint has {model.num_classes} classes, the data set {splits.num_classes}")
     if pre.class_names and list(pre.class_names) != list(splits.class_names):

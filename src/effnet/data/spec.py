@@ -54,12 +54,12 @@ class DataSpec:
         if not isinstance(self.task, str) or not self.task:
             raise EffnetError(f"task must be a name, got {self.task!r}")
         check_int("seed", self.seed, 0)
-        check_range("validation fraction", self.val_fraction, 0.0, 1.0, high_open=True)
-        check_range("test fraction", self.test_fraction, 0.0, 1.0, high_open=True)
+        check_range("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True)
+        check_range("test_fraction", self.test_fraction, 0.0, 1.0, high_open=True)
         if self.val_fraction + self.test_fraction >= 1.0:
-            raise EffnetError("the validation and test fractions must add up to less than 1, got "
+            raise EffnetError(f"val_fraction + test_fraction must be below 1, got "
                               f"{self.val_fraction + self.test_fraction:g}")
-        optional(check_int, "limit per class", self.limit_per_class, 1)
+        optional(check_int, "limit_per_class", self.limit_per_class, 1)
         if not isinstance(self.skip_bad_images, bool):
             raise EffnetError(f"skip_bad_images must be true or false, got {self.skip_bad_images!r}")
         return self

@@ -14,6 +14,7 @@ import math
 import torch
 from torch.utils.data import Dataset
 
+from ..checks import check_int
 from ..weights.meta import Preprocessing
 from .datasets import Splits
 
@@ -78,11 +79,8 @@ def synthetic_splits(num_classes: int = 3, per_class: int = 8, img_size: int = 3
     std (ImageNet's by default; a one-element mean gives grayscale tensors).
     """
     for name, value, low in (("num_classes", num_classes, 2), ("per_class", per_class, 1), ("img_size", img_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"synthetic {name} must be an integer >= {low}, got {value!r}")
-    n_eval = max(1, per_class // 2) if eval_per_class is None else eval_per_class
-    if isinstance(n_eval, bool) or not isinstance(n_eval, int) or n_eval < 1:
-        raise ValueError(f"synthetic eval_per_class must be an integer >= 1, got {eval_per_class!r}")
+        check_int(f"synthetic {name}", value, low)
+    n_eval = check_int("synthetic eval_per_class", max(1, per_class // 2) if eval_per_class is None else eval_per_class, 1)
     pre = preprocessing if preprocessing is not None else Preprocessing()
     if len(pre.mean) not in (1, 3):
         raise ValueError(f"preprocessing mean/std must have 1 or 3 channels, got {len(pre.mean)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
+from ..checks import check_choice, check_int, check_range
 from ..weights.meta import Preprocessing
 
 __all__ = ["AUGMENTATIONS", "crop_scale_for", "make_transforms", "eval_resize_size"]
@@ -50,17 +51,14 @@ def make_transforms(
     """
     pre = preprocessing if preprocessing is not None else Preprocessing()
     size = pre.resolution if img_size is None else img_size
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
-    if augment not in AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
+    check_int("img_size", size, 1)
+    check_choice("augment", augment, AUGMENTATIONS)
     channels = len(pre.mean)
     if channels not in (1, 3):
         raise ValueError(f"preprocessing mean/std must have 1 or 3 channels, got {channels}")
     interpolation = _INTERPOLATION[pre.interpolation]
     scale = crop_scale_for(size) if crop_scale is None else crop_scale
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale <= 1.0:
-        raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale!r}")
+    check_range("crop_scale", scale, 0.0, 1.0, low_open=True)
 
     if train:
         steps: list = [

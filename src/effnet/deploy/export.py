@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import check_int
+from ..errors import EffnetError
 from ..fsutil import atomic_path
 from ..weights.meta import input_size
 from .exported import add_onnx_metadata, deployment_metadata
@@ -64,8 +66,9 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, 
     output ``logits`` (or ``features_<i>`` for ``features_only`` models). The file carries the
     model's name, description and preprocessing with class names (:mod:`effnet.deploy.exported`).
     """
-    if isinstance(opset, bool) or not isinstance(opset, int) or not 11 <= opset <= 21:
-        raise ValueError(f"opset must be an integer in 11..21, got {opset!r}")
+    check_int("opset", opset, 11)
+    if opset > 21:
+        raise EffnetError(f"opset must be at most 21, got {opset!r}")
     ready = prepare_for_export(model)
     outputs, axes = _io_names(ready)
     target = Path(path)

@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from .. import machine as host
-from ..data import load_splits, make_transforms
+from ..data import DataSpec, load_data, make_transforms
+from ..checks import check_choice
 from ..errors import EffnetError, missing_extra
 from ..fsutil import atomic_write_text
 from ..search.stats import bootstrap, matrices, paired_difference
@@ -45,7 +46,7 @@ from .exported import deployment_metadata
 from .openvino_int8 import quantize_openvino
 from .peers import export_peer_onnx, peer_model
 from .quantize import dataset_batches, eval_view, first_convolutions, quantize_onnx
-from .runtime import Runner, check_timing_args, openvino_runner, ort_session, run_session, time_interleaved
+from .runtime import BACKENDS, Runner, check_timing_args, openvino_runner, time_interleaved
 
 #: Every candidate, in the order they are set up and shown; ``eager`` is the fp32 reference.
 CANDIDATES = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "openvino", "openvino_bf16", "int8",
@@ -195,16 +196,6 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def bf16_supported() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
-    return host.native_bf16(host.cpu_flags())
-
-
-BF16_UNSUPPORTED = "this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32"
-OPENVINO_BF16_UNSUPPORTED = ("this CPU has no AVX512-BF16 or AMX, which OpenVINO's bf16 precision needs "
-                             "(the openvino path runs fp32)")
-
-
 # ----- real images ---------------------------------------------------------------------------
 
 def photo_views(model: nn.Module, img_size: int, calibration: bool = False, count: int = CALIBRATION_IMAGES,
@@ -259,29 +250,8 @@ def ladder_views(model: nn.Module, img_size: int) -> np.ndarray:
 
 # ----- runners -------------------------------------------------------------------------------
 
-def _torch_runner(model: nn.Module, channels_last: bool = False, bf16: bool = False) -> Runner:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-
-    def run(x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(x).contiguous(memory_format=fmt)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return model(t).float().numpy()
-    return run
-
-
 def onnx_runner(path: Path) -> Runner:
-    session = ort_session(path)
-    return lambda x: run_session(session, x)[0]
-
-
-def compiled_model(model: nn.Module, mode: str | None = None) -> nn.Module:
-    """``torch.compile`` (Inductor) of the BatchNorm-folded, channels_last model with frozen weights
-    (constants folded into the graph), one static graph per input shape."""
-    import torch._inductor.config as inductor_config
-
-    inductor_config.freezing = True
-    fast = model.optimize_for_inference(channels_last=True)
-    return torch.compile(fast, mode=mode, dynamic=False)
+    return BACKENDS["onnxruntime"].build(path)
 
 
 def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.ndarray | None = None,
@@ -292,27 +262,19 @@ def build_runner(model: nn.Module, path: str, workdir: Path, calibration: np.nda
     images :func:`int8_ladder` measures INT8's agreement on (default: the first calibration images)
     and ``target`` the agreement that ends it (default :data:`LADDER_AGREEMENT`).
     The ONNX and OpenVINO files are written to ``workdir``."""
-    if path not in CANDIDATES:
-        raise EffnetError(f"unknown path {path!r}; choose from {', '.join(CANDIDATES)}")
-    if path == "eager":
-        return _torch_runner(model)
-    if path == "channels_last":
-        return _torch_runner(model.optimize_for_inference(channels_last=True), channels_last=True)
-    if path == "bf16":
-        if not bf16_supported():
-            raise EffnetError(BF16_UNSUPPORTED)
-        return _torch_runner(model.optimize_for_inference(channels_last=True), channels_last=True, bf16=True)
-    if path == "compile":
-        return _torch_runner(compiled_model(model), channels_last=True)
+    check_choice("path", path, CANDIDATES)
+    backend = BACKENDS.get(path)
+    if backend is not None:
+        error = backend.unavailable()
+        if error is not None:
+            raise error
+        if backend.source == "module":
+            return backend.build(model)
     fp32 = Path(workdir) / "fp32.onnx"
     if not fp32.exists():
         export_onnx(model, fp32, example_size=int(calibration.shape[-1]) if calibration is not None else None)
-    if path == "onnxruntime":
-        return onnx_runner(fp32)
-    if path == "openvino_bf16" and not bf16_supported():
-        raise EffnetError(OPENVINO_BF16_UNSUPPORTED)
-    if path in ("openvino", "openvino_bf16"):
-        return openvino_runner(fp32, bf16=path == "openvino_bf16")
+    if backend is not None:
+        return backend.build(fp32)
     if calibration is None or len(calibration) == 0:
         raise EffnetError("INT8 needs calibration images")
     return int8_ladder(lambda layers: _int8_at(path, fp32, Path(workdir), calibration, layers, model),
@@ -770,11 +732,11 @@ def labelled_arrays(source: str, model: nn.Module, img_size: int, seed: int = 0,
     """(held-out images, labels), INT8 calibration images (training images through the eval
     transforms, as ``effnet quantize``) and the images :func:`int8_ladder` measures on (validation
     images, so the INT8 layers are chosen on neither the calibration nor the held-out images) of a
-    data source :func:`effnet.data.load_splits` reads."""
+    data source :func:`effnet.data.load_data` reads."""
     from torch.utils.data import DataLoader, Subset
 
-    splits = load_splits(source, img_size=img_size, preprocessing=getattr(model, "preprocessing", None), seed=seed,
-                         augment="none")
+    splits = load_data(DataSpec(source, seed=seed), img_size=img_size,
+                       preprocessing=getattr(model, "preprocessing", None))
     if getattr(model, "num_classes", splits.num_classes) != splits.num_classes:
         raise EffnetError(f"the model has {model.num_classes} classes but {source} has {splits.num_classes}; "
                           "use a model fine-tuned on this data")

@@ -1,14 +1,25 @@
-"""The engines a model runs on: ONNX Runtime sessions tuned for CPU inference, OpenVINO's CPU
-plugin, and interleaved timing."""
+"""The runtime layer: the engines a model runs on and how they are timed.
+
+One :class:`Backend` per engine (PyTorch eager, channels_last, bf16 and compiled; ONNX Runtime;
+OpenVINO in fp32 and bf16), each saying whether it can run on this machine and building a
+:data:`Runner` (float32 NCHW in, logits out); :data:`BACKENDS` lists them by path name. Below them
+the ONNX Runtime session and the OpenVINO compile, tuned for CPU inference; beside them the
+interleaved timing every benchmark and the path chooser use. What this CPU has comes from
+:mod:`effnet.machine`. Export, quantisation, the choice of a path and its cache sit above, in
+:mod:`effnet.deploy`; a new engine is one backend here.
+"""
 from __future__ import annotations
 
+import importlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from .. import machine
+from ..checks import check_choice, check_int
 from ..errors import EffnetError, missing_extra
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -20,8 +31,7 @@ def ort_session(path: str | Path, threads: int | None = None, optimization: str 
     optimisation ``optimization`` (``all`` enables layout transforms and fusions), denormals as zero."""
     import onnxruntime as ort
 
-    if optimization not in _LEVELS:
-        raise ValueError(f"optimization must be one of {', '.join(_LEVELS)}, got {optimization!r}")
+    check_choice("optimization", optimization, _LEVELS)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or machine.cpu_count()
     opts.inter_op_num_threads = 1
@@ -63,10 +73,9 @@ SETTLE_S = 0.1
 def check_timing_args(batch_sizes: Sequence[int], repeats: int, warmup: int) -> None:
     """Raise ``EffnetError`` unless the batch sizes are positive integers, ``repeats`` >= 1 and ``warmup`` >= 0."""
     for b in batch_sizes:
-        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise EffnetError(f"batch sizes must be positive integers, got {b!r}")
-    if repeats < 1 or warmup < 0:
-        raise EffnetError("repeats must be >= 1 and warmup >= 0")
+        check_int("batch size", b, 1)
+    check_int("repeats", repeats, 1)
+    check_int("warmup", warmup, 0)
 
 
 def time_interleaved(runners: Sequence[Callable[[], object]], repeats: int, rounds: int | None = None,
@@ -143,3 +152,122 @@ def openvino_runner(onnx_path: Path, bf16: bool = False) -> Runner:
         req.infer({0: x})
         return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
     return run
+
+
+# ----- backends: one per engine ------------------------------------------------------------------
+
+BF16_UNSUPPORTED = "this CPU has no AVX512-BF16 or AMX: PyTorch would emulate bf16, slower than fp32"
+OPENVINO_BF16_UNSUPPORTED = ("this CPU has no AVX512-BF16 or AMX, which OpenVINO's bf16 precision needs "
+                             "(the openvino path runs fp32)")
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    return machine.native_bf16(machine.cpu_flags())
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One way to run a model on this machine.
+
+    ``source`` says what :meth:`build` takes: ``"module"`` (the PyTorch model) or ``"onnx"`` (the
+    path of an exported ONNX file). :meth:`unavailable` is ``None`` where the engine can run here,
+    else the error that says why not (the extra to install, a CPU without native bf16);
+    :meth:`build` returns a :data:`Runner` (float32 NCHW batch in, float32 logits out)."""
+
+    name: str
+    source: str
+
+    def unavailable(self) -> EffnetError | None: ...
+
+    def build(self, source: Any) -> Runner: ...
+
+
+def compiled_model(model, mode: str | None = None):
+    """``torch.compile`` (Inductor) of the BatchNorm-folded, channels_last model with frozen weights
+    (constants folded into the graph), one static graph per input shape."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    fast = model.optimize_for_inference(channels_last=True)
+    import torch
+
+    return torch.compile(fast, mode=mode, dynamic=False)
+
+
+@dataclass(frozen=True)
+class TorchBackend:
+    """PyTorch on the CPU: eager, or BatchNorm folded into channels_last convolutions
+    (``channels_last``), optionally under bf16 autocast or compiled by Inductor."""
+
+    name: str
+    channels_last: bool = False
+    bf16: bool = False
+    compiled: bool = False
+    source: str = "module"
+
+    def unavailable(self) -> EffnetError | None:
+        return EffnetError(BF16_UNSUPPORTED) if self.bf16 and not bf16_supported() else None
+
+    def build(self, model) -> Runner:
+        import torch
+
+        if self.compiled:
+            net = compiled_model(model)
+        elif self.channels_last:
+            net = model.optimize_for_inference(channels_last=True)
+        else:
+            net = model
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        bf16 = self.bf16
+
+        def run(x: np.ndarray) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).contiguous(memory_format=fmt)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return net(t).float().numpy()
+        return run
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeBackend:
+    """ONNX Runtime's CPU provider, all graph optimisations (:func:`ort_session`)."""
+
+    name: str = "onnxruntime"
+    source: str = "onnx"
+
+    def unavailable(self) -> EffnetError | None:
+        try:
+            importlib.import_module("onnxruntime")
+        except ImportError as exc:
+            return missing_extra(exc, "ONNX Runtime") or EffnetError(str(exc))
+        return None
+
+    def build(self, path: str | Path) -> Runner:
+        session = ort_session(path)
+        return lambda x: run_session(session, x)[0]
+
+
+@dataclass(frozen=True)
+class OpenVINOBackend:
+    """OpenVINO's CPU plugin (:func:`openvino_runner`), in fp32 or in bf16 where the CPU has it."""
+
+    name: str = "openvino"
+    bf16: bool = False
+    source: str = "onnx"
+
+    def unavailable(self) -> EffnetError | None:
+        try:
+            import_openvino()
+        except (ImportError, EffnetError) as exc:
+            return exc if isinstance(exc, EffnetError) else EffnetError(str(exc))
+        return EffnetError(OPENVINO_BF16_UNSUPPORTED) if self.bf16 and not bf16_supported() else None
+
+    def build(self, path: str | Path) -> Runner:
+        return openvino_runner(Path(path), bf16=self.bf16)
+
+
+#: Every engine this machine may run a model on, by the name of the path that uses it.
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    TorchBackend("eager"), TorchBackend("channels_last", channels_last=True),
+    TorchBackend("bf16", channels_last=True, bf16=True), TorchBackend("compile", channels_last=True, compiled=True),
+    OnnxRuntimeBackend(), OpenVINOBackend("openvino"), OpenVINOBackend("openvino_bf16", bf16=True))}

@@ -37,6 +37,7 @@ from datetime import timezone
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from ..checks import check_int, optional
 from ..errors import EffnetError
 from .storage import redact
 
@@ -411,9 +412,7 @@ class PlannedStudy:
 
         if self._study is None:
             self.prepare()
-        if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int)
-                                       or max_trials < 1):
-            raise EffnetError(f"number of trials must be an integer >= 1, got {max_trials!r}")
+        optional(check_int, "number of trials", max_trials, 1)
         poll = poll_s if poll_s is not None else max(0.5, self.heartbeat_interval / 2)
         objective = self._objective(scorer, on_event)
         ran = 0

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..checks import check_int
 from ..errors import EffnetError
 
 DEFAULT_DB_NAME = "study.db"
@@ -132,13 +133,11 @@ def open_storage(
     heartbeat is older than ``grace_period`` counts as abandoned and is queued again, at most
     ``max_retry`` times. Unreachable databases raise a one-line ``OSError``.
     """
-    for name, value in (("heartbeat interval", heartbeat_interval), ("grace period", grace_period)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise EffnetError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
+    check_int("heartbeat interval (seconds)", heartbeat_interval, 1)
+    check_int("grace period (seconds)", grace_period, 1)
     if grace_period <= heartbeat_interval:
         raise EffnetError(f"grace period ({grace_period} s) must be longer than the heartbeat interval ({heartbeat_interval} s)")
-    if isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0:
-        raise EffnetError(f"max retry must be an integer >= 0, got {max_retry!r}")
+    check_int("max retry", max_retry, 0)
     check_reachable(url)
 
     import optuna

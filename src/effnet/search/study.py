@@ -22,6 +22,7 @@ from ..checks import check_int
 from ..data.spec import DataSpec
 from ..errors import EffnetError
 from ..fsutil import atomic_write_text
+from ..weights.meta import MIN_IMAGE_SIZE
 from .budget import Budget
 from .engine import PlannedStudy, TrialSpec
 from .runner import StudyOptions, run_local_workers, timed_training, with_classes
@@ -57,7 +58,7 @@ class StudyConfig:
             raise EffnetError("a study's data must be a DataSpec and its budget a Budget")
         self.data.check()
         self.budget.check()
-        check_int("image size", self.img_size, 8)
+        check_int("image size", self.img_size, MIN_IMAGE_SIZE)
         check_int("number of seeds", self.seeds, 1)
         check_int("bootstrap draws", self.bootstrap_draws, 100)
 

@@ -21,6 +21,9 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..arch import Network
+from ..checks import check_choice, check_float, check_int, check_range, optional
+from ..data.spec import DataSpec
 from ..fsutil import atomic_write_text
 
 OPTIMIZERS = ("rmsprop_tf", "sgd", "adamw")
@@ -115,48 +118,42 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, _field_types()[f.name], getattr(self, f.name)))
-        _choice("recipe", self.recipe, RECIPES)
+        check_choice("recipe", self.recipe, RECIPES)
         for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("head_init", HEAD_INITS),
                               ("bn_mode", BN_MODES), ("augment", AUGMENT_CHOICES)):
-            if getattr(self, name) is not None:
-                _choice(name, getattr(self, name), options)
+            optional(check_choice, name, getattr(self, name), options)
         if self.pretrained is not None and self.pretrained.strip().lower() in ("false", "no", "0", "off", ""):
             object.__setattr__(self, "pretrained", None)
         elif self.pretrained is not None and self.pretrained.strip().lower() in ("true", "yes", "1", "on"):
             object.__setattr__(self, "pretrained", "true")
-        _choice("amp", self.amp, AMP_MODES)
-        _choice("device", self.device, DEVICES)
-        for name in ("epochs", "eval_batch_size", "in_chans", "keep_checkpoints",
-                     "log_every_steps"):
-            _at_least(name, getattr(self, name), 1)
+        check_choice("amp", self.amp, AMP_MODES)
+        check_choice("device", self.device, DEVICES)
+        for name in ("epochs", "eval_batch_size", "in_chans", "keep_checkpoints", "log_every_steps"):
+            check_int(name, getattr(self, name), 1)
         for name in ("freeze_stages", "workers", "checkpoint_every_steps", "seed"):
-            _at_least(name, getattr(self, name), 0)
+            check_int(name, getattr(self, name), 0)
         for name in ("max_steps", "img_size", "limit_per_class", "threads", "batch_size"):
-            if getattr(self, name) is not None:
-                _at_least(name, getattr(self, name), 1)
+            optional(check_int, name, getattr(self, name), 1)
         for name in ("decay_epochs", "rmsprop_eps"):
-            _positive(name, getattr(self, name))
+            check_float(name, getattr(self, name), 0.0, strict=True)
         for name in ("lr", "lr_per_256", "bn_eps", "head_lr_scale", "grad_clip"):
-            if getattr(self, name) is not None:
-                _positive(name, getattr(self, name))
+            optional(check_float, name, getattr(self, name), 0.0, strict=True)
         for name in ("warmup_epochs", "weight_decay"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+            optional(check_float, name, getattr(self, name), 0.0)
         for name in ("decay_rate", "min_lr_ratio", "momentum", "rmsprop_decay", "label_smoothing",
-                     "drop_path_rate", "bn_momentum", "ema_decay", "val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        if self.crop_scale is not None and not 0.0 < self.crop_scale <= 1.0:
-            raise ValueError(f"crop_scale must be in (0, 1], got {self.crop_scale!r}")
-        if self.drop_path_rate is not None and self.drop_path_rate >= 1.0:
-            raise ValueError(f"drop_path_rate must be < 1, got {self.drop_path_rate!r}")
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError("val_fraction + test_fraction must be < 1")
-        if self.padding is not None:
-            _choice("padding", self.padding, ("symmetric", "same"))
+                     "bn_momentum", "ema_decay"):
+            optional(check_range, name, getattr(self, name), 0.0, 1.0)
+        optional(check_range, "crop_scale", self.crop_scale, 0.0, 1.0, low_open=True)
+        for name in ("drop_path_rate", "dropout"):
+            optional(check_range, name, getattr(self, name), 0.0, 1.0, high_open=True)
+        self.data_spec().check()  # the data settings: source, task, seed, fractions, per-class cap
+        optional(check_choice, "padding", self.padding, ("symmetric", "same"))
+
+    def data_spec(self) -> DataSpec:
+        """The run's data settings as one value (what :func:`effnet.data.load_data` reads)."""
+        return DataSpec(self.data, task=self.task, seed=self.seed, val_fraction=self.val_fraction,
+                        test_fraction=self.test_fraction, limit_per_class=self.limit_per_class,
+                        skip_bad_images=self.skip_bad_images)
 
     # ----- construction -----------------------------------------------------------------
     @classmethod
@@ -166,7 +163,6 @@ class TrainConfig:
         ``model`` is a registered name, a description JSON path or a :class:`effnet.arch.Network`
         (then ``model`` in the config is its name; pass ``model=PATH`` to record a file).
         """
-        from ..arch import Network  # lazy: the command line reads TrainConfig without the library
         from ..factory import resolve_description  # lazy: torch only when a model is named
 
         desc = resolve_description(model)
@@ -322,17 +318,3 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         raise ValueError(f"{name} must be a string, got {value!r}")
     raise TypeError(f"unsupported config field type {tp!r}")  # pragma: no cover - a coding error
 
-
-def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-
-
-def _at_least(name: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-
-
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")

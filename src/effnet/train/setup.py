@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import load_splits, make_transforms
+from ..data import make_transforms
+from ..data import load_data as load_spec
 from ..factory import create_model, resolve_description
 from ..weights.meta import Preprocessing
 from .config import TrainConfig
@@ -57,9 +58,8 @@ def preprocessing_for(model: nn.Module, cfg: TrainConfig, img_size: int):
 
 
 def load_data(cfg: TrainConfig, preprocessing, img_size: int):
-    return load_splits(cfg.data, img_size=img_size, preprocessing=preprocessing, task=cfg.task,
-                       augment=cfg.augment or "none", crop_scale=cfg.crop_scale, seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                       skip_bad_images=cfg.skip_bad_images, limit_per_class=cfg.limit_per_class)
+    return load_spec(cfg.data_spec(), img_size=img_size, preprocessing=preprocessing,
+                     augment=cfg.augment or "none", crop_scale=cfg.crop_scale)
 
 
 def img_size_of(cfg: TrainConfig) -> int:

@@ -12,11 +12,16 @@ INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 DEFAULT_RESOLUTION = 224
 
 
+#: The smallest image side any command accepts: every network here ends in a 1x1 map at or before
+#: it, and the studies, the search and the deployment paths (ONNX export, INT8, OpenVINO) run there.
+MIN_IMAGE_SIZE = 8
+
+
 def input_size(model: object, size: int | None = None) -> int:
-    """The image side to feed ``model``: ``size`` when given, else its preprocessing's resolution,
-    else :data:`DEFAULT_RESOLUTION`."""
-    if size:
-        return size
+    """The image side to feed ``model``: ``size`` when given (at least :data:`MIN_IMAGE_SIZE`),
+    else its preprocessing's resolution, else :data:`DEFAULT_RESOLUTION`."""
+    if size is not None:
+        return check_int("image size", size, MIN_IMAGE_SIZE)
     return getattr(getattr(model, "preprocessing", None), "resolution", None) or DEFAULT_RESOLUTION
 
 
