@@ -33,12 +33,18 @@ def test_official_split_with_validation_carved_from_train_per_class():
 
 
 @needs_data
-def test_limit_per_class_any_size_and_seeded_validation():
+def test_limit_per_class_caps_training_only_and_validation_is_seeded():
     a = load_splits("fashion-mnist", img_size=40, limit_per_class=50, augment="none", seed=0)
     b = load_splits("fashion-mnist", img_size=40, limit_per_class=50, augment="none", seed=0)
     c = load_splits("fashion-mnist", img_size=40, limit_per_class=50, augment="none", seed=1)
-    n_val = split_sizes(50, 0.15, 0.0)[0]
-    assert a.counts()["train"] == [50 - n_val] * 10 and a.counts()["val"] == [n_val] * 10
+    # validation is carved from all 6,000 images of each class first: a small training set keeps a
+    # validation set of 9,000 images, large enough to tell networks apart
+    n_val = split_sizes(6000, 0.15, 0.0)[0]
+    assert a.counts()["train"] == [50] * 10 and a.counts()["val"] == [n_val] * 10 and sum(a.counts()["val"]) >= 2000
+    small = load_splits("fashion-mnist", img_size=28, limit_per_class=50, augment="none", seed=0)
+    full = load_splits("fashion-mnist", img_size=28, augment="none", seed=0)
+    # the same validation images with or without the cap
+    assert small.val.labels == full.val.labels and torch.equal(small.val.images, full.val.images)
     assert len(a.test) == 10000  # the test split is always the whole official test set
     assert a.train[0][0].shape == (3, 40, 40)
     assert torch.equal(a.val.images, b.val.images) and not torch.equal(a.val.images, c.val.images)

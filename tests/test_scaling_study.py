@@ -57,9 +57,10 @@ class Fake:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, desc, img_size, seed, reporter):
+    def __call__(self, desc, img_size, seed, reporter, budget_fraction=1.0, seed_offset=0):
         self.calls.append((desc.name, img_size, seed))
-        return {"val_acc": min(0.99, 0.5 + 0.01 * math.log(cost(desc, img_size).macs)), "train_time_s": 0.0}
+        short = 0.2 if budget_fraction < 1 else 0.0  # the positive control's short run learns less
+        return {"val_acc": min(0.99, 0.5 + 0.01 * math.log(cost(desc, img_size).macs)) - short, "train_time_s": 0.0}
 
 
 def test_study_trains_every_method_and_ratio_once_and_plots_them(tmp_path):
@@ -67,10 +68,10 @@ def test_study_trains_every_method_and_ratio_once_and_plots_them(tmp_path):
                              budget=Budget(1))
     fake = Fake()
     summary = run_scaling_study(cfg, StudyOptions(tmp_path), trainer=fake)
-    assert len(fake.calls) == len(set(fake.calls)) == 1 + 4 * 2
+    assert len(fake.calls) == len(set(fake.calls)) == 1 + 4 * 2 + 2  # the base, 4 methods x 2 ratios, 2 controls
     rows = list(csv.DictReader((tmp_path / "scaling.csv").open()))
     assert [(r["method"], float(r["target_ratio"])) for r in rows] == [("baseline", 1.0)] + [
-        (m, r) for m in METHODS for r in (2.0, 4.0)]
+        (m, r) for m in METHODS for r in (2.0, 4.0)] + [("base, quarter budget", 1.0), ("base, other seeds", 1.0)]
     assert all(float(r["acc"]) > 0 for r in rows) and summary["finished"]
     assert summary["verdict"].startswith("Not decided: one seed")  # one run each: no interval, no winner
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
@@ -94,7 +95,7 @@ def test_study_with_other_settings_is_refused_and_left_alone(tmp_path):
 
     trials = optuna.load_study(study_name="scaling-study-efficientnet_b0",
                                storage=f"sqlite:///{tmp_path / 'study.db'}").trials
-    assert len(trials) == len(cfg.candidates(3)) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len(trials) == len(cfg.candidates(3)) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     assert before > 0
 
 
@@ -137,9 +138,10 @@ def test_study_json_holds_per_candidate_intervals_differences_and_the_control(tm
                              str(tmp_path / "run"), "--json", str(out))
     assert code == 0, err
     data = json.loads(out.read_text())
-    assert data["verdict"] == [line for line in stdout.splitlines() if not line.startswith(("scaling study:", "trial "))][0]
+    printed = [line for line in stdout.splitlines() if not line.startswith(("scaling study:", "trial "))]
+    assert printed[:3] == [data["control"]["text"], data["negative_control"]["text"], data["verdict"]]  # controls first
     rows = {r["key"]: r for r in data["per_candidate"]}
-    assert set(rows) == {"base", "width-x2", "resolution-x2", "control-4x"}
+    assert set(rows) == {"base", "width-x2", "resolution-x2", "base-quarter", "base-twin"}
     for r in rows.values():
         assert r["seeds_done"] == "3/3" and r["achieved_ratio"] > 0
         assert r["ci_low"] <= r["mean"] <= r["ci_high"] and r["control_separated"] == data["control"]["separated"]
@@ -147,8 +149,11 @@ def test_study_json_holds_per_candidate_intervals_differences_and_the_control(tm
         r = rows[key]
         assert r["diff_to_best_ci_low"] <= r["diff_to_best"] <= r["diff_to_best_ci_high"]
         assert isinstance(r["indistinguishable_from_best"], bool) and r["test_ci_low"] <= r["test_mean"]
-    # the control (4x multiply-adds) is planted to be clearly better than the base on 300 images x 3 seeds
+    # the full budget is planted to be clearly better than its quarter on 300 images x 3 seeds, and the
+    # base's twin (other seeds) indistinguishable from it
     assert data["control"]["separated"] and data["control"]["ci_low"] > 0
+    assert data["control"]["small"] == "base-quarter" and data["control"]["big"] == "base"
+    assert data["negative_control"]["passed"] and data["negative_control"]["ci_low"] <= 0 <= data["negative_control"]["ci_high"]
     assert set(data["saturation"]["methods"]) == {"width", "resolution"}
     # every figure can be re-derived from the JSON alone: its per-image predictions and its design
     from effnet.search.study import scores_from_predictions
@@ -156,8 +161,10 @@ def test_study_json_holds_per_candidate_intervals_differences_and_the_control(tm
 
     scores = scores_from_predictions(data["predictions"])
     again = decide(list(scores), scores, Design(3, draws=2000), roles={k: r["role"] for k, r in rows.items()},
-                   groups={"2x": ["width-x2", "resolution-x2"]}, control=("base", "control-4x"))
+                   groups={"2x": ["width-x2", "resolution-x2"]}, control=("base-quarter", "base"),
+                   negative=("base", "base-twin"))
     assert again["control"]["ci_low"] == data["control"]["ci_low"]
+    assert again["negative_control"]["ci_high"] == data["negative_control"]["ci_high"]
     for key in ("width-x2", "resolution-x2"):
         assert again["per_key"][key]["ci_low"] == rows[key]["ci_low"]
         assert again["per_key"][key]["diff_to_best_ci_high"] == rows[key]["diff_to_best_ci_high"]
@@ -220,7 +227,7 @@ def test_each_running_trial_shows_its_progress_unless_quiet(tmp_path, monkeypatc
                         "--ratios", "2", "--methods", "width", "--seeds", "2", "--budget-epochs", "1",
                         "--out", str(tmp_path), *(["--quiet"] if quiet else []))
     assert code == 0, err
-    assert rec.progress and len(rec.progress) == 6  # base, width 2x and the control, two seeds each
+    assert rec.progress and len(rec.progress) == 8  # base, width 2x and the two controls, two seeds each
     if quiet:
         assert not any(rec.progress)
     else:

@@ -31,7 +31,7 @@ WORKER = textwrap.dedent('''
 
     class Slow:
         num_classes = 3
-        def __call__(self, desc, img_size, seed, reporter):
+        def __call__(self, desc, img_size, seed, reporter, **control):
             with open(log, "a") as f:
                 f.write(f"start {desc.name} {seed} {os.getpid()}\\n")
             time.sleep(sleep)

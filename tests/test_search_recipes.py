@@ -126,7 +126,7 @@ class FixedSplits(QuickTrainer):
     """A QuickTrainer whose data is a placeholder (quick_train is replaced by the spy)."""
 
     def splits(self, img_size, seed=0):
-        return type("Splits", (), {"num_classes": 2})()
+        return type("Splits", (), {"num_classes": 2, "train": [None] * 64})()
 
 
 def test_architecture_search_evaluator_uses_the_same_recipes(spy):

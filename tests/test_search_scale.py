@@ -33,10 +33,11 @@ class PeakTrainer:
     def __init__(self) -> None:
         self.calls: list[tuple[float, float, float, int]] = []
 
-    def __call__(self, desc, img_size, seed, reporter):
+    def __call__(self, desc, img_size, seed, reporter, budget_fraction=1.0, seed_offset=0):
         a, b, g = (float(x) for x in re.search(r"-a([\d.]+)-b([\d.]+)-g([\d.]+)-phi", desc.name).groups())
         self.calls.append((a, b, g, seed))
         acc = 0.9 - abs(a - 1.2) - abs(b - 1.1) - abs(g - 1.15) + 0.001 * seed
+        acc -= 0.45 if budget_fraction < 1 else 0.0  # the positive control's short run learns less
         reporter.report(1, acc)
         return {"val_acc": acc, "train_time_s": 0.0}
 
@@ -108,10 +109,15 @@ def test_search_scores_every_candidate_with_paired_seeds_and_names_the_planted_p
     assert "FLOPs" in (tmp_path / "points.md").read_text()
 
 
-def test_plan_always_has_the_control_the_paper_point_and_the_corners_at_matched_cost():
+def test_plan_always_has_the_controls_the_paper_point_and_the_corners_at_matched_cost():
     cands, notes = _config(img_size=64).plan_with_notes(3)
     keys = [c.key for c in cands]
-    assert keys[:2] == ["base", "control-4x"]
+    assert keys[0] == "base" and keys[-2:] == ["base-quarter", "base-twin"]
+    quarter, twin = cands[-2:]
+    # the controls are the base itself: a quarter of the budget, and other training seeds
+    same = {json.dumps(c.desc.replace(name="x").to_dict()) for c in (quarter, twin, cands[0])}
+    assert len(same) == 1 and quarter.img_size == twin.img_size == 64
+    assert (quarter.budget_fraction, quarter.seed_offset) == (0.25, 0) and (twin.budget_fraction, twin.seed_offset) == (1.0, 1000)
     assert {"a1.2-b1.1-g1.15", "a2-b1-g1", "a1-b1.4142-g1", "a1-b1-g1.4142"} <= set(keys)
     assert len(keys) == len(set(keys))
     b0 = get_network("efficientnet_b0").replace(num_classes=3)
@@ -121,11 +127,16 @@ def test_plan_always_has_the_control_the_paper_point_and_the_corners_at_matched_
         assert c.facts["achieved_ratio"] == pytest.approx(real)  # the ratio reported is the realised one
         if c.role == "candidate":  # grid points are on target or dropped
             assert abs(real / 2 - 1) <= 0.1 + 1e-9
-    assert abs(cands[1].facts["achieved_ratio"] / 4 - 1) < 0.35
     # identical networks are one candidate: no two candidates build the same network at the same size
-    sigs = {(json.dumps(c.desc.replace(name="x").to_dict(), sort_keys=True), c.img_size) for c in cands}
-    assert len(sigs) == len(cands)
+    trained = [c for c in cands if c.role != "control"]
+    sigs = {(json.dumps(c.desc.replace(name="x").to_dict(), sort_keys=True), c.img_size) for c in trained}
+    assert len(sigs) == len(trained)
     assert notes["dropped_off_target"] >= 0
+    # the compound control, as studies made before the choice: the base at 4x, second in the plan
+    legacy = _config(img_size=64, control="compound").plan(3)
+    assert [c.key for c in legacy][:2] == ["base", "control-4x"] and "base-twin" not in [c.key for c in legacy]
+    assert abs(legacy[1].facts["achieved_ratio"] / 4 - 1) < 0.35
+    assert "control" not in _config(control="compound").settings() and _config().settings()["control"] == "budget"
 
 
 def test_points_that_build_the_same_network_are_merged():
@@ -150,7 +161,7 @@ def test_pruning_stops_trials_below_the_median(tmp_path):
         def __init__(self):
             self.epochs_run = {}
 
-        def __call__(self, desc, img_size, seed, reporter):
+        def __call__(self, desc, img_size, seed, reporter, **control):
             acc = 0.9 if "-a1-" in desc.name else 0.3  # the first trials (alpha 1) set a high median
             for epoch in range(1, 4):
                 self.epochs_run[desc.name] = epoch
@@ -175,7 +186,7 @@ WORKER = textwrap.dedent('''
 
     class Slow:
         num_classes = 3
-        def __call__(self, desc, img_size, seed, reporter):
+        def __call__(self, desc, img_size, seed, reporter, **control):
             with open(log, "a") as f:
                 f.write(f"start {desc.name} {os.getpid()}\\n")
             time.sleep(sleep)
@@ -299,7 +310,8 @@ def test_grid_search_end_to_end_with_real_training(tmp_path):
                 "--batch-size", "8", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if not line.startswith(("grid search:", "trial "))]
-    assert lines[0].startswith(("Winner", "Not decided", "This data and budget cannot resolve"))  # verdict first
+    assert lines[0].startswith("Positive control") and lines[1].startswith("Negative control")  # the controls first
+    assert lines[2].startswith(("Winner", "Not decided"))  # then the verdict
     rows = list(csv.DictReader((out / "trials.csv").open()))
     n = len(_config(tolerance=0.02).plan(3))
     assert len(rows) == n and all(r["state"] == "COMPLETE" and 0 <= float(r["val_acc"]) <= 1 for r in rows)
@@ -329,9 +341,12 @@ def test_grid_search_json_holds_per_candidate_intervals_differences_and_the_cont
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     printed = [line for line in proc.stdout.splitlines() if not line.startswith(("grid search:", "trial "))]
-    assert printed[0] == data["verdict"]  # the verdict is the first line of the report
+    # the controls first, then the verdict
+    assert printed[:3] == [data["control"]["text"], data["negative_control"]["text"], data["verdict"]]
+    assert data["negative_control"]["passed"]  # the base twice, other seeds: indistinguishable
     rows = {r["key"]: r for r in data["per_candidate"]}
-    assert {"base", "control-4x", "a1.2-b1.1-g1.15", "a2-b1-g1", "a1-b1.4142-g1", "a1-b1-g1.4142"} <= set(rows)
+    assert {"base", "base-quarter", "base-twin", "a1.2-b1.1-g1.15", "a2-b1-g1", "a1-b1.4142-g1",
+            "a1-b1-g1.4142"} <= set(rows)
     for r in rows.values():
         assert r["seeds_done"] == 3 and r["achieved_ratio"] > 0 and r["ci_low"] <= r["mean"] <= r["ci_high"]
         assert r["control_separated"] == data["control"]["separated"]
@@ -360,10 +375,11 @@ def test_racing_gives_survivors_more_seeds_and_reports_training_received(tmp_pat
     first = race["rounds"][0]
     assert first["epochs"] == 1 and first["seeds"] == 1 and len(first["kept"]) < first["candidates"]
     got = {k: v["epoch_seeds"] for k, v in race["training_received"].items()}
-    assert got["base"] == got["control-4x"] == 1 + 2 * 2  # the control runs in every round
+    controls = ("base", "base-quarter", "base-twin")
+    assert {got[k] for k in controls} == {1 + 2 * 2}  # the controls run in every round
     for key in first["kept"]:
         assert got[key] == 5  # 1 epoch x 1 seed, then 2 epochs x 2 seeds
-    assert {got[k] for k in got if k not in first["kept"] and k not in ("base", "control-4x")} == {1}
+    assert {got[k] for k in got if k not in first["kept"] and k not in controls} == {1}
 
 
 def test_extra_worker_processes_log_at_the_commands_optuna_level(tmp_path):

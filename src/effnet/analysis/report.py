@@ -574,12 +574,13 @@ def _verdict(data: StudySummary, rows: Sequence[CandidateRow]) -> str:
 
 
 def _render_study(unit: Unit, summary: StudySummary, rows: Sequence[CandidateRow]) -> str:
-    parts = [f"<p class='verdict'>{_esc(_verdict(summary, rows))}</p>"]
-    control_result = summary.control_result()
-    control = control_result.text() if control_result else None
+    parts = []
+    for result in (summary.control_result(), summary.negative_result()):  # the controls first, then the verdict
+        text = result.text() if result else None
+        if text:
+            parts.append(f"<p class='control'>{_esc(text)}</p>")
+    parts.append(f"<p class='verdict'>{_esc(_verdict(summary, rows))}</p>")
     data = summary.to_dict()
-    if control:
-        parts.append(f"<p>{_esc(control)}</p>")
     diffs = data.get("imagenet_minus_scratch")
     if isinstance(diffs, dict):
         items = "".join(

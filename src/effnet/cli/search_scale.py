@@ -22,6 +22,9 @@ def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str, data_de
     p.add_argument("--img-size", type=int, default=img_size_default, metavar="PX",
                    help=f"base training resolution (default {img_size_default})")
     p.add_argument("--budget-epochs", type=int, default=2, metavar="N", help="training epochs per trial (default 2)")
+    p.add_argument("--budget-steps", type=int, default=None, metavar="N",
+                   help="training budget per trial in optimiser steps instead of epochs (the same training on any "
+                        "data size; `effnet study budget` finds one that can resolve differences)")
     p.add_argument("--seeds", type=int, default=1, metavar="K",
                    help="paired training seeds per candidate (seed k: same initialisation and data order for every "
                         "candidate); 3 or more where time allows")
@@ -79,7 +82,16 @@ def training_budget(args: argparse.Namespace):
     from ..search.budget import Budget
 
     return Budget(epochs=args.budget_epochs, batch_size=args.batch_size, max_steps=args.max_steps,
-                  recipe=args.recipe, lr=getattr(args, "lr", None), augment=getattr(args, "augment", "none"))
+                  recipe=args.recipe, lr=getattr(args, "lr", None), augment=getattr(args, "augment", "none"),
+                  steps=getattr(args, "budget_steps", None))
+
+
+def add_control(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--control", choices=("budget", "compound"), default="budget",
+                   help="positive control: 'budget' (the base at a quarter of the budget against the full budget, a "
+                        "difference no scaling method makes; default) or 'compound' (the base against compound "
+                        "scaling to 4x, as studies before this choice); the negative control (the base twice, other "
+                        "seeds) comes with 'budget'")
 
 
 def budget_arguments(args: argparse.Namespace) -> dict:
@@ -90,13 +102,10 @@ def budget_arguments(args: argparse.Namespace) -> dict:
 
 def print_verdict(summary: dict, json_path: str | None) -> None:
     """The verdict first, then the control; writes ``--json`` when asked."""
+    for c in (summary.get("control"), summary.get("negative_control")):  # the controls first
+        if c and c.get("text"):
+            print(c["text"])
     print(summary["verdict"])
-    c = summary.get("control")
-    if c and c.get("missing"):
-        print(f"positive control: missing ({', '.join(c['missing'])}): no winner can be named")
-    elif c:
-        print(f"positive control: base at {c['ratio']:.2f}x multiply-adds minus base {c['diff']:+.4f} "
-              f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}): {'separated' if c['separated'] else 'NOT separated'}")
     if json_path:
         emit_json(summary, json_path)
 
@@ -178,6 +187,7 @@ def register(subparsers) -> None:
                    help="successive halving: after each round keep the top third plus every candidate "
                         "indistinguishable from the best, then double the epochs and the seeds (writes race.json)")
     add_study_arguments(p, out_default="runs/scale-search")
+    add_control(p)
     p.set_defaults(func=run)
 
 
@@ -188,12 +198,13 @@ def run(args: argparse.Namespace) -> int:
     config = ScaleSearchConfig(
         base=load_base(args.base), phi=_one_phi(args.phi), grid_step=args.grid_step, tolerance=args.tolerance,
         max_coefficient=args.max_coefficient, cost_tolerance=args.cost_tolerance, prune=args.prune,
-        **budget_arguments(args),
+        control=args.control, **budget_arguments(args),
     )
     config.check()
     candidates, notes = config.plan_with_notes()
     if args.list:
-        print(f"{len(candidates)} candidates (control pair, the paper's point and the corners, then the grid), matched "
+        print(f"{len(candidates)} candidates (the base, the paper's point and the corners, the grid, then the controls), "
+              f"matched "
               f"to {2 ** config.phi:.3g}x the base's multiply-adds (cost tolerance {config.cost_tolerance:g}); "
               f"{notes['dropped_off_target']} grid points dropped off target; {CONSTRAINT_HELP} "
               f"(tolerance {args.tolerance:g})")
@@ -209,8 +220,7 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = opts.study_name or default_study_name(config)
     print(f"grid search: {config.base.name} on {config.data.source}, {len(candidates)} candidates x {config.seeds} "
-          f"seed(s), phi {config.phi:g}, {config.budget.epochs} epoch(s) ({config.budget.recipe} recipe) at "
-          f"{config.img_size} px "
+          f"seed(s), phi {config.phi:g}, {config.budget.label()} at {config.img_size} px "
           f"x gamma^phi; study {name!r} in {redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(len(candidates) * config.seeds,
                            lambda s: f"{s.params['candidate']} seed {s.params['seed']}")

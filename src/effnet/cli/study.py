@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .common import comma_list, emit_json
 from .scale import add_coefficient_arguments
-from .search_scale import (EventPrinter, add_study_arguments, budget_arguments, interrupt_on_sigterm, load_base,
-                           print_verdict, study_options)
+from .search_scale import (EventPrinter, add_control, add_study_arguments, budget_arguments, interrupt_on_sigterm,
+                           load_base, print_verdict, study_options)
 from .study_arch import register as register_arch_strategies
 
 
@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     add_coefficient_arguments(s)
     s.add_argument("--plan", action="store_true", help="print the matched networks and their FLOPs, train nothing")
     add_study_arguments(s, out_default="runs/scaling-study")
+    add_control(s)
     s.set_defaults(func=run)
     x = sub.add_parser(
         "proxy", help="proxy fidelity: does the short budget rank candidates like a longer one (Kendall tau)",
@@ -62,6 +63,22 @@ def register(subparsers) -> None:
                         f"(default {','.join(TRANSFER_MODELS)})")
     add_study_arguments(t, out_default="runs/transfer-study", data_default="elpv", img_size_default=128)
     t.set_defaults(func=run_transfer, seeds=3)
+    b = sub.add_parser(
+        "budget", help="find the training budget a study needs: the controls at doubling budgets",
+        description="Train the base at each budget of a ladder (--start-steps, doubling, up to --max-budget-steps "
+                    "optimiser steps) beside the base at a quarter of that budget (the positive control) and the base "
+                    "again with other seeds (the negative control). Stop at the first budget where the positive "
+                    "control separates and the negative does not, and print it with the time one scaling study at "
+                    "that budget would take on this machine. Each rung is a resumable study.",
+    )
+    b.add_argument("--base", default="efficientnet_b0", help="registered network or description JSON")
+    b.add_argument("--start-steps", type=int, default=100, metavar="N", help="the first budget (default 100 steps)")
+    b.add_argument("--max-budget-steps", type=int, default=3200, metavar="N",
+                   help="the largest budget tried (default 3200 steps)")
+    b.add_argument("--ratios", default="2,4,8",
+                   help="FLOPs ratios of the scaling study whose time is estimated (default 2,4,8)")
+    add_study_arguments(b, out_default="runs/budget-ladder")
+    b.set_defaults(func=run_budget, seeds=3)
     register_arch_strategies(sub)
 
 
@@ -80,7 +97,7 @@ def _config(args: argparse.Namespace):
     return ScalingStudyConfig(
         base=load_base(args.base), ratios=_floats(args.ratios, "ratios"),
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), alpha=alpha, beta=beta, gamma=gamma,
-        **budget_arguments(args),
+        control=getattr(args, "control", "budget"), **budget_arguments(args),
     )
 
 
@@ -93,8 +110,8 @@ def run_proxy(args: argparse.Namespace) -> int:
     opts = study_options(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n = len(config.candidates()) * config.seeds
-    print(f"proxy fidelity: {config.base.name} on {config.data.source}, {n} trials at {config.budget.epochs} epoch(s) "
-          f"and {n} at {config.budget.epochs * args.factor}", flush=True)
+    print(f"proxy fidelity: {config.base.name} on {config.data.source}, {n} trials at {config.budget.label()} "
+          f"and {n} at {config.budget.scaled(args.factor).label()}", flush=True)
     printer = EventPrinter(2 * n, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
     with interrupt_on_sigterm():
         summary = run_proxy_check(config, opts, args.factor, on_event=printer)
@@ -129,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
     name = opts.study_name or default_study_name(config)
     total = len(config.candidates()) * config.seeds
     print(f"scaling study: {config.base.name} on {config.data.source}, methods {', '.join(config.methods)}, ratios "
-          f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget.epochs} epoch(s) "
-          f"({config.budget.recipe} recipe) from {config.img_size} px; study {name!r} in "
+          f"{', '.join(f'{r:g}' for r in config.ratios)}, {total} trials, {config.budget.label()} "
+          f"from {config.img_size} px; study {name!r} in "
           f"{redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
     printer = EventPrinter(total, lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
     with interrupt_on_sigterm():
@@ -183,4 +200,40 @@ def run_transfer(args: argparse.Namespace) -> int:
         print(f"  {out / f}")
     if not summary["finished"]:
         print("the study is not finished: rerun the same command to continue", file=sys.stderr)
+    return 0
+
+
+def run_budget(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..search.kinds.budget import BudgetLadderConfig, default_study_name, run_budget_ladder
+    from ..search.storage import normalise_url, redact
+
+    config = BudgetLadderConfig(base=load_base(args.base), start_steps=args.start_steps,
+                                max_budget_steps=args.max_budget_steps, ratios=_floats(args.ratios, "ratios"),
+                                **budget_arguments(args))
+    config.check()
+    opts = study_options(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = opts.study_name or default_study_name(config)
+    print(f"budget ladder: {config.base.name} on {config.data.source}, budgets {', '.join(map(str, config.rungs()))} "
+          f"steps (stopping at the first that resolves), 3 networks x {config.seeds} seeds each; studies {name}-* in "
+          f"{redact(normalise_url(opts.storage, opts.out_dir))}", flush=True)
+
+    def rung_line(r: dict) -> None:
+        p, n = r["positive"], r["negative"]
+        print(f"{r['steps']:>6} steps: base {r['base_accuracy']:.4f}, quarter {r['quarter_accuracy']:.4f}; "
+              f"full - quarter {p['diff']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] "
+              f"{'separated' if p['separated'] else 'not separated'}; twin - base {n['diff']:+.4f} "
+              f"[{n['ci_low']:+.4f}, {n['ci_high']:+.4f}] {'indistinguishable' if n['passed'] else 'SEPARATED'}",
+              flush=True)
+
+    printer = EventPrinter(3 * config.seeds * len(config.rungs()),
+                           lambda s: f"{s.params['candidate']} seed {s.params['seed']}")
+    with interrupt_on_sigterm():
+        summary = run_budget_ladder(config, opts, on_event=printer, on_rung=rung_line)
+    print_verdict(summary, args.json)
+    out = Path(opts.out_dir)
+    for f in ("budget.md", "budget.png", "budget.json"):
+        print(f"  {out / f}")
     return 0

@@ -149,8 +149,10 @@ def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: flo
                          preprocessing: Preprocessing | None = None, root: str | None = None) -> Splits:
     """Train/val from the official training set (stratified, seeded), test = the official test set.
 
-    ``limit_per_class`` keeps that many training images per class (seeded) before validation is
-    carved; the test split is always the whole official test set. ``img_size`` is any size (the
+    Validation is carved first, ``val_fraction`` of each class of all 60,000 images (900 per class
+    at 0.15: 9,000 images), and ``limit_per_class`` then keeps that many of the remaining images
+    per class for training (seeded), so a small training set still has a validation set large
+    enough to tell networks apart; the test split is always the whole official test set. ``img_size`` is any size (the
     28 px originals are resized once, bilinear with antialiasing). With ImageNet-style 3-channel
     preprocessing the gray channel is repeated; a one-element mean gives 1-channel tensors.
     """
@@ -164,11 +166,9 @@ def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: flo
     for k, name in enumerate(FASHION_MNIST_CLASSES):
         order = np.flatnonzero(y_train == k).tolist()
         random.Random(f"{seed}/fashion-mnist/{name}").shuffle(order)
-        if limit_per_class is not None:
-            order = order[:limit_per_class]
         n_val, _ = split_sizes(len(order), val_fraction, 0.0)
         val_idx += order[:n_val]
-        train_idx += order[n_val:]
+        train_idx += order[n_val:] if limit_per_class is None else order[n_val:n_val + limit_per_class]
     train_idx, val_idx = sorted(train_idx), sorted(val_idx)
     classes = list(FASHION_MNIST_CLASSES)
     mean, std = pre.mean, pre.std
@@ -179,6 +179,7 @@ def fashion_mnist_splits(*, img_size: int = 28, seed: int = 0, val_fraction: flo
         return ArrayDataset(_resize(images, img_size), labels, classes, mean, std, aug)
 
     cap = f", at most {limit_per_class} training images per class" if limit_per_class else ""
+    cap += f", validation {len(val_idx)} images carved from the official training set"
     return Splits(train=make(x_train, y_train, train_idx, _augmentation(augment)), val=make(x_train, y_train, val_idx),
                   test=make(x_test, y_test, None), class_names=classes, skipped=[],
                   source=f"fashion-mnist (official train/test{cap}; validation seed {seed})")

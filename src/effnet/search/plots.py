@@ -226,3 +226,33 @@ def proxy_scatter(summary: Mapping, path: str | Path, *, title: str, note: str =
     if note:
         fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top", wrap=True)
     return _save(fig, path)
+
+
+def budget_ladder(rungs: Sequence[Mapping], path: str | Path, *, title: str, note: str = "") -> Path:
+    """The controls at each budget of a ladder: the positive control's difference (full budget minus a
+    quarter of it) and the negative control's (the base's twin minus the base), with 95% intervals,
+    against the budget in steps (log scale); and the base's accuracy on a second axis."""
+    fig = _figure(7.0, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for key, label, colour, shift in (("positive", "positive control: full - quarter budget", "tab:blue", 0.97),
+                                      ("negative", "negative control: twin - base", "tab:grey", 1.03)):
+        pts = [(r["steps"], r[key]) for r in rungs if r.get(key) and r[key].get("diff") is not None]
+        if not pts:
+            continue
+        xs = [s * shift for s, _ in pts]
+        ys = [c["diff"] for _, c in pts]
+        err = [[c["diff"] - c["ci_low"] for _, c in pts], [c["ci_high"] - c["diff"] for _, c in pts]]
+        ax.errorbar(xs, ys, yerr=err, fmt="o-", color=colour, capsize=4, label=label)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training budget (optimiser steps)")
+    ax.set_ylabel("difference in validation accuracy (95% CI)")
+    base = [(r["steps"], r["base_accuracy"]) for r in rungs if r.get("base_accuracy") is not None]
+    if base:
+        ax2 = ax.twinx()
+        ax2.plot([s for s, _ in base], [a for _, a in base], "s--", color="tab:orange", alpha=0.7,
+                 label="base accuracy (right)")
+        ax2.set_ylabel("base validation accuracy")
+        ax2.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
+    return _titled(fig, path, title, note)

@@ -107,6 +107,8 @@ class ControlResult(_Record):
 
     def text(self) -> str | None:
         """The control in one sentence, as the report prints it first."""
+        if isinstance(self.extra.get("text"), str):  # written by the study itself
+            return self.extra["text"]
         if isinstance(self.verdict, str):
             return self.verdict
         if self.missing:
@@ -145,6 +147,11 @@ class StudySummary(_Record):
 
     def control_result(self) -> ControlResult | None:
         c = self.control if self.control is not None else self.extra.get("positive_control")
+        return ControlResult.from_dict(c) if isinstance(c, Mapping) else None
+
+    def negative_result(self) -> ControlResult | None:
+        """The negative control (the base twice, other training seeds), where the study has one."""
+        c = self.extra.get("negative_control")
         return ControlResult.from_dict(c) if isinstance(c, Mapping) else None
 
     def rows(self) -> list[CandidateRow]:

@@ -100,7 +100,10 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One network to train: a key, its description, the pixels it trains at, and facts to report."""
+    """One network to train: a key, its description, the pixels it trains at, and facts to report.
+
+    A control may train on ``budget_fraction`` of the study's budget, or with its training seeds
+    moved by ``seed_offset`` (another initialisation and data order on the same images)."""
 
     key: str
     desc: Network
@@ -108,27 +111,65 @@ class Candidate:
     role: str = "candidate"  # "candidate", "reference", "baseline", "control"
     facts: Mapping[str, Any] = field(default_factory=dict)
     pretrained: bool = False  # start from the published ImageNet weights of ``desc.name``
+    budget_fraction: float = 1.0
+    seed_offset: int = 0
+
+
+#: The positive controls a study may use: ``budget`` (the base at a quarter of the budget against the
+#: base at the full budget: a difference of known direction that no scaling method produces) and
+#: ``compound`` (the base against the base compound-scaled to 4x its multiply-adds; it assumes part
+#: of what scaling studies test, and is kept to resume and compare studies made with it).
+CONTROLS = ("budget", "compound")
+#: The share of the budget the ``budget`` control's short run gets.
+CONTROL_FRACTION = 0.25
+#: How far the negative control's training seeds are moved from the base's.
+TWIN_SEED_OFFSET = 1000
+
+
+def _base_facts(base: Network, img_size: int, **extra: Any) -> dict[str, Any]:
+    c = cost(base, img_size)
+    return {"method": "baseline", "target_ratio": 1.0, "achieved_ratio": 1.0, "macs": c.macs, "params": c.params,
+            "multiplier": 1.0, **extra}
 
 
 def control_pair(base: Network, img_size: int) -> tuple[Candidate, Candidate]:
-    """The positive control: the base, and the base compound-scaled (paper's coefficients) to 4x
-    its multiply-adds (nearest rounding step, :func:`effnet.arch.matching.match_flops`)."""
+    """The ``compound`` positive control: the base, and the base compound-scaled (paper's
+    coefficients) to 4x its multiply-adds (nearest rounding step, :func:`effnet.arch.matching.match_flops`)."""
 
-    c = cost(base, img_size)
-    small = Candidate("base", base, img_size, "baseline",
-                      {"method": "baseline", "target_ratio": 1.0, "achieved_ratio": 1.0, "macs": c.macs,
-                       "params": c.params, "multiplier": 1.0})
+    small = Candidate("base", base, img_size, "baseline", _base_facts(base, img_size))
     big = match_flops(base, "compound", CONTROL_RATIO, img_size=img_size, iterations=30)
     return small, Candidate("control-4x", big.desc, big.img_size, "control",
                             {"method": "compound", "target_ratio": CONTROL_RATIO, "achieved_ratio": big.ratio,
                              "macs": big.macs, "params": big.params, "multiplier": big.multiplier})
 
 
+def budget_controls(base: Network, img_size: int) -> list[Candidate]:
+    """The ``budget`` positive control's short run (the base on a quarter of the budget; the study's
+    own base is the long run) and the negative control (the base again with other training seeds),
+    which must come out indistinguishable from the base."""
+    return [Candidate("base-quarter", base.replace(name=f"{base.name}-quarter-budget"), img_size, "control",
+                      _base_facts(base, img_size, method="base, quarter budget", budget_fraction=CONTROL_FRACTION),
+                      budget_fraction=CONTROL_FRACTION),
+            Candidate("base-twin", base.replace(name=f"{base.name}-twin"), img_size, "control",
+                      _base_facts(base, img_size, method="base, other seeds", seed_offset=TWIN_SEED_OFFSET),
+                      seed_offset=TWIN_SEED_OFFSET)]
+
+
+def control_description(kind: str, ratio: float | None = None) -> str:
+    """The positive control in words, as a verdict names it."""
+    if kind == "budget":
+        return f"the base at the full budget against the base at {CONTROL_FRACTION:g} of it"
+    return f"the base compound-scaled to {ratio:.2f}x multiply-adds against the base" if ratio else \
+        "the base compound-scaled to 4x multiply-adds against the base"
+
+
 def candidate_specs(candidates: Sequence[Candidate], seeds: int) -> list[TrialSpec]:
     specs = []
     for cand in candidates:
         info = {"resolution": cand.img_size, "description": cand.desc.to_dict(),
-                **({"pretrained": True} if cand.pretrained else {})}
+                **({"pretrained": True} if cand.pretrained else {}),
+                **({"budget_fraction": cand.budget_fraction} if cand.budget_fraction != 1.0 else {}),
+                **({"seed_offset": cand.seed_offset} if cand.seed_offset else {})}
         for seed in range(seeds):
             specs.append(TrialSpec(f"{cand.key}-s{seed}", {"candidate": cand.key, "seed": seed}, info))
     return specs
@@ -163,6 +204,9 @@ class Scorer:
         desc = with_classes(Network.from_dict(spec.info["description"]), self.trainer)
         px = int(spec.info["resolution"])
         extra = {"pretrained": True} if spec.info.get("pretrained") else {}
+        for key in ("budget_fraction", "seed_offset"):  # a control's own budget or seeds
+            if key in spec.info:
+                extra[key] = spec.info[key]
         out = timed_training(self.trainer, desc, px, int(spec.params["seed"]), reporter, **extra)
         c = cost(desc, px)
         result = {"value": float(out["val_acc"]), "params": c.params, "macs": c.macs, "resolution": px,
@@ -245,7 +289,8 @@ def aligned_scores(cands: Sequence[Sequence], split: str) -> list[list[np.ndarra
 def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candidate],
             groups: Mapping[str, Sequence[str]] | None = None,
             control: tuple[str, str] = ("base", "control-4x"),
-            chains: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> dict[str, Any]:
+            chains: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+            negative: tuple[str, str] | None = None, control_kind: str = "compound") -> dict[str, Any]:
     """Per candidate: cost, training received, mean and 95% interval, paired differences to the best
     of its group and to the baseline, the indistinguishable set, test accuracy; the control's verdict;
     the verdict line.
@@ -254,7 +299,10 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
     not the baseline or the control, in one group labelled ""). A winner of a group is named only
     when it passes every rule of :mod:`effnet.search.verdict` (control completed and separated, two
     or more candidates in its group, two or more seeds, alone after the indistinguishable set).
-    ``chains`` (method -> successive (lower, higher) keys) adds the saturation test.
+    ``chains`` (method -> successive (lower, higher) keys) adds the saturation test. ``control`` is the
+    positive control's (smaller, bigger) pair, described by ``control_kind`` (:data:`CONTROLS`);
+    ``negative`` the negative control's pair (the base and its twin), which must come out
+    indistinguishable for a winner to be named.
     """
     import numpy as np
 
@@ -278,7 +326,8 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
             **dict(cand.facts), "seeds_done": len(done), "seeds": config.seeds, "run_acc": accs,
             "run_mean": statistics.fmean(accs) if accs else None,
             "run_std": statistics.stdev(accs) if len(accs) > 1 else None,
-            "train_time_s": sum(times) if times else None, "epochs_trained": config.budget.epochs * len(done),
+            "train_time_s": sum(times) if times else None,
+            "epochs_trained": config.budget.epochs * len(done) if config.budget.steps is None else None,
             "steps_trained": sum(int(r.attrs.get("steps") or 0) for r in done),
             "attempts": sum(attempts.get(f"{cand.key}-s{k}", 0) for k in range(config.seeds)),
             "mean": None, "ci_low": None, "ci_high": None, "indistinguishable_from_best": None}
@@ -310,7 +359,8 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
     design = Design(config.seeds, config.split_seeds, config.bootstrap_draws)
     out = decide(keys, scores, design, roles={k: rows[k]["role"] for k in keys}, groups=groups,
                  control=control, control_ratio=rows.get(control[1], {}).get("achieved_ratio"), by_image=by_image,
-                 chains=chains)
+                 chains=chains, negative=negative,
+                 control_text=control_description(control_kind, rows.get(control[1], {}).get("achieved_ratio")))
     for k in keys:
         rows[k].update(out["per_key"][k])
     test = aligned_scores([done_by_key[k] for k in keys], "test")
@@ -332,7 +382,8 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
     only = group_out.get("") or (next(iter(group_out.values())) if len(group_out) == 1 else None)
     summary.update(
         verdict=f"{out['verdict']} [{scope}]", decided=out["decided"], scope=scope, by_image=by_image,
-        control=control_out, groups=group_out, saturation=out.get("saturation"),
+        control=control_out, negative_control=out.get("negative_control"), groups=group_out,
+        saturation=out.get("saturation"),
         best=only["best"] if only else None, winner=only["winner"] if only else None,
         indistinguishable=only["indistinguishable"] if only else None,
         selection=("chosen on validation images; test accuracy is reported separately and never used to choose"
@@ -340,6 +391,13 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
         predictions=_predictions(done_by_key, keys) if by_image else None,
     )
     return summary
+
+
+def control_lines(analysis: Mapping[str, Any]) -> list[str]:
+    """The controls, one line each and a blank line, for the top of a study's summary."""
+    lines = [c["text"] for c in (analysis.get("control"), analysis.get("negative_control"))
+             if isinstance(c, Mapping) and c.get("text")]
+    return [*lines, ""] if lines else []
 
 
 def _predictions(done_by_key: Mapping[str, Sequence], keys: Sequence[str]) -> dict[str, Any]:

@@ -115,13 +115,18 @@ class QuickTrainer:
     def progress_label(self, desc: Network, seed: int) -> str | bool:
         return f"{desc.name} seed {seed}: " if self.show_progress else False
 
-    def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any = None) -> dict[str, Any]:
+    def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any = None, *,
+                 budget_fraction: float = 1.0, seed_offset: int = 0) -> dict[str, Any]:
+        """One run with paired seed ``seed`` (the split's seed with ``split_seeds``); a control may
+        train on ``budget_fraction`` of the budget, or with training seed ``seed + seed_offset``
+        (another initialisation and data order on the same images)."""
         splits = self.splits(img_size, seed)
         desc = headless(desc.replace(num_classes=splits.num_classes), self.budget.recipe)
         # with per_epoch, the validation accuracy of every epoch goes to the trial's reporter (a pruner may stop it)
-        out = train.quick_train(desc, splits, img_size=img_size, seed=seed, progress=self.progress_label(desc, seed),
+        out = train.quick_train(desc, splits, img_size=img_size, seed=seed + seed_offset,
+                                progress=self.progress_label(desc, seed),
                                 on_epoch=reporter.report if self.per_epoch and reporter is not None else None,
-                                predictions=True, **self.budget.train_options())
+                                predictions=True, **self.budget.train_options(len(splits.train), budget_fraction))
         return trial_result(out)
 
 

@@ -5,6 +5,8 @@ design, and returns every figure a report prints, all from one set of bootstrap 
 named only when all of these hold, and the verdict says first which did not:
 
 * the positive control completed and came out separated (a missing control is a failed control);
+* where the study has one, the negative control (the base twice, with different training seeds)
+  completed and came out indistinguishable (separated, the intervals understate the noise);
 * the winner's group has at least two candidates;
 * at least two seeds estimated the seed-to-seed noise;
 * the winner alone is left after the candidates indistinguishable from the best (simultaneous
@@ -73,6 +75,19 @@ def control_verdict(d: stats.Draws, keys: Sequence[str], small: str, big: str, r
             "both_times_to_resolve": need.get("both_times")}
 
 
+def negative_verdict(d: stats.Draws, keys: Sequence[str], a: str, b: str) -> dict[str, Any]:
+    """Are ``a`` and ``b`` (the same network, trained with different seeds) indistinguishable, as
+    they must be? ``passed`` when the interval of their difference contains 0."""
+    if a not in keys or b not in keys:
+        return {"a": a, "b": b, "missing": [k for k in (a, b) if k not in keys], "passed": False,
+                "diff": None, "ci_low": None, "ci_high": None}
+    w = np.zeros(len(keys))
+    w[keys.index(b)], w[keys.index(a)] = 1.0, -1.0
+    sp, p = stats.contrast_interval(d, w)
+    return {"a": a, "b": b, "missing": [], "diff": sp.estimate, "ci_low": sp.low, "ci_high": sp.high,
+            "half_width": (sp.high - sp.low) / 2, "p": p, "passed": bool(sp.low <= 0 <= sp.high)}
+
+
 def saturation(d: stats.Draws, keys: Sequence[str], chains: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, Any]:
     """Figure 3 as a test. ``chains[method]`` lists successive steps ``(lower, higher)`` (1x -> 2x,
     2x -> 4x, ...). Each step's gain is a paired difference on the study's draws, Holm-corrected over
@@ -118,6 +133,27 @@ def saturation(d: stats.Draws, keys: Sequence[str], chains: Mapping[str, Sequenc
     return out
 
 
+def positive_text(ctrl: Mapping[str, Any], what: str | None = None) -> str:
+    """The positive control in one line, as every report prints it first."""
+    name = f" ({what})" if what else ""
+    if ctrl.get("missing"):
+        return f"Positive control{name}: missing ({', '.join(ctrl['missing'])}); no winner can be named."
+    return (f"Positive control{name}: {ctrl['big']} minus {ctrl['small']} = {ctrl['diff']:+.4f} (95% CI "
+            f"{ctrl['ci_low']:+.4f} to {ctrl['ci_high']:+.4f}): "
+            + ("separated: this budget resolves a difference of this size." if ctrl["separated"] else
+               "not separated: this data and budget cannot resolve differences of this size."))
+
+
+def negative_text(neg: Mapping[str, Any]) -> str:
+    """The negative control in one line."""
+    if neg.get("missing"):
+        return f"Negative control: missing ({', '.join(neg['missing'])}); no winner can be named."
+    return (f"Negative control (the base twice, other training seeds): {neg['b']} minus {neg['a']} = "
+            f"{neg['diff']:+.4f} (95% CI {neg['ci_low']:+.4f} to {neg['ci_high']:+.4f}): "
+            + ("indistinguishable, as it must be." if neg["passed"] else
+               "SEPARATED: the intervals understate the noise between runs."))
+
+
 def _lower_of(steps: Sequence[Mapping[str, Any]], higher: str) -> str:
     return next(t["lower"] for t in steps if t["higher"] == higher)
 
@@ -125,12 +161,15 @@ def _lower_of(steps: Sequence[Mapping[str, Any]], higher: str) -> str:
 def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], design: Design, *,
            roles: Mapping[str, str], groups: Mapping[str, Sequence[str]], control: tuple[str, str] | None,
            control_ratio: float | None = None, by_image: bool = True, what: str = "validation",
-           chains: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> dict[str, Any]:
+           chains: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+           negative: tuple[str, str] | None = None, control_text: str | None = None) -> dict[str, Any]:
     """Every figure and the verdict for complete candidates ``keys`` with per-seed scores ``scores``.
 
     ``roles[key]`` is "baseline", "control", "candidate" or "reference"; the baseline (named before
     any data) gets Holm-corrected p-values against it. ``control`` is the (small, big) pair of the
-    positive control, or None where the study has none (then no winner is ever named).
+    positive control, or None where the study has none (then no winner is ever named);
+    ``control_text`` names it in the verdict. ``negative`` is the negative control's pair (the same
+    network twice), or None where the study has none.
     """
     keys = list(keys)
     d = _draws(keys, scores, design, seed=0)
@@ -140,6 +179,10 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
     ctrl = (control_verdict(d, keys, control[0], control[1], control_ratio) if control is not None
             else {"missing": ["control"], "separated": False, "diff": None, "ci_low": None, "ci_high": None,
                   "big": None, "small": None, "ratio": None})
+    neg = negative_verdict(d, keys, *negative) if negative is not None else None
+    if neg is not None:
+        neg["text"] = negative_text(neg)
+    ctrl["text"] = positive_text(ctrl, control_text)
     seeds_ok = design.seeds >= 2
     group_out: dict[str, Any] = {}
     lines: list[str] = []
@@ -156,6 +199,8 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
         reasons = []
         if not ctrl["separated"]:
             reasons.append("the positive control " + ("did not complete" if ctrl["missing"] else "is not separated"))
+        if neg is not None and not neg["passed"]:
+            reasons.append("the negative control " + ("did not complete" if neg["missing"] else "is separated"))
         if len(members) < 2:
             reasons.append("one candidate in the group")
         if not seeds_ok:
@@ -178,7 +223,8 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
                          f"{w['ci_high']:.4f}), separated from the {len(members) - 1} other(s)")
         else:
             decided_all = False
-            own = [r for r in reasons if not r.startswith(("the positive control", "one seed"))]  # said first
+            own = [r for r in reasons if not r.startswith(("the positive control", "the negative control",
+                                                           "one seed"))]  # said first
             detail = f"{where}best {members[g.best]}" + (f" ({'; '.join(own)})" if own else "")
             if runner is not None and members[runner] in indist:
                 resolves = (f"this budget resolves differences above {g.range_bound:.3f}" if g.range_bound < 1
@@ -201,9 +247,20 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
                  "both_times": ctrl.get("both_times_to_resolve")}, what)
         else:
             need = "its estimate is not in the expected direction"
+        named = f" ({control_text})" if control_text else ""
         first.append(f"Not decided: this data and budget cannot resolve differences of this size: the control "
-                     f"{ctrl['big']}{ratio} is not separated from {ctrl['small']} (difference {ctrl['diff']:+.4f}, "
-                     f"95% CI {ctrl['ci_low']:+.4f} to {ctrl['ci_high']:+.4f}; {need}); no winner is named.")
+                     f"{ctrl['big']}{ratio}{named} is not separated from {ctrl['small']} (difference "
+                     f"{ctrl['diff']:+.4f}, 95% CI {ctrl['ci_low']:+.4f} to {ctrl['ci_high']:+.4f}; {need}); "
+                     "no winner is named.")
+    if neg is not None and not first:
+        if neg["missing"]:
+            first.append(f"Not decided: the negative control did not complete ({', '.join(neg['missing'])}); "
+                         "no winner is named.")
+        elif not neg["passed"]:
+            first.append(f"Not decided: the negative control is separated: {neg['b']} (the same network as "
+                         f"{neg['a']}, other training seeds) differs from it by {neg['diff']:+.4f} (95% CI "
+                         f"{neg['ci_low']:+.4f} to {neg['ci_high']:+.4f}), so these intervals understate the noise "
+                         "between runs; no winner is named.")
     if not seeds_ok and not first:
         first.append("Not decided: one seed, so seed-to-seed noise is not estimated; no winner is named.")
     if decided_all and not first:
@@ -213,7 +270,8 @@ def decide(keys: Sequence[str], scores: Mapping[str, Sequence[np.ndarray]], desi
         verdict = " ".join(first) if first else "Not decided:"
         if lines:
             verdict += " " + "; ".join(lines) + "."
-    out = {"verdict": verdict, "decided": decided_all and not first, "control": ctrl, "groups": group_out,
+    out = {"verdict": verdict, "decided": decided_all and not first, "control": ctrl, "negative_control": neg,
+           "groups": group_out,
            "per_key": per_key, "draws": design.draws, "seeds": design.seeds, "images": d.images,
            "by_image": by_image}
     if chains:

@@ -22,6 +22,7 @@ multiply-adds (``effnet.arch.cost``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -33,14 +34,15 @@ from typing import Any, Callable, Mapping
 
 from ...arch import ALPHA, BETA, GAMMA, Network, cost, scale
 from ...arch.matching import match_flops
-from ...checks import check_float
+from ...checks import check_choice, check_float
 from ...errors import EffnetError
 from ...fsutil import atomic_write_text
 from .. import plots
 from ..engine import PlannedStudy
 from ..runner import StudyOptions
 from ..storage import redact
-from ..study import Candidate, StudyConfig, analyse, control_pair, run_record, run_study, trained_classes, write_json
+from ..study import (CONTROLS, Candidate, StudyConfig, analyse, budget_controls, control_lines, control_pair, run_record,
+                     run_study, trained_classes, write_json)
 from ..tables import Column, decorate, fixed, millions, plain, public_row, to_markdown, write_tables
 
 KIND = "compound-scaling grid search"
@@ -130,10 +132,12 @@ class ScaleSearchConfig(StudyConfig):
     max_coefficient: float | None = None
     cost_tolerance: float = 0.1
     prune: bool = False
+    control: str = "budget"  # the positive control (effnet.search.study.CONTROLS)
 
     def check(self) -> list[Coefficients]:
         """Validate and return the grid points (one-line errors for bad settings)."""
         self.check_budget()
+        check_choice("control", self.control, CONTROLS)
         phi = check_float("phi", self.phi, 0.0, strict=True)
         if phi > 8:
             raise EffnetError(f"phi must be at most 8 for a search, got {phi:g}")
@@ -143,8 +147,21 @@ class ScaleSearchConfig(StudyConfig):
         return grid_candidates(self.grid_step, self.tolerance, max_coefficient=self.max_coefficient)
 
     def plan(self, num_classes: int | None = None) -> list[Candidate]:
-        """The control pair, the reference points and the grid, matched on cost and merged."""
+        """The base, the reference points and the grid, matched on cost and merged, then the controls."""
         return self.plan_with_notes(num_classes)[0]
+
+    def control_keys(self) -> tuple[str, str]:
+        """The positive control's (smaller, bigger) pair."""
+        return ("base-quarter", "base") if self.control == "budget" else ("base", "control-4x")
+
+    def negative_keys(self) -> tuple[str, str] | None:
+        return ("base", "base-twin") if self.control == "budget" else None
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        if self.control == "compound":  # as studies made before the choice stored it
+            out.pop("control")
+        return out
 
     def plan_with_notes(self, num_classes: int | None = None) -> tuple[list[Candidate], dict[str, Any]]:
         """:meth:`plan` and what planning did: grid points dropped off target, keys merged.
@@ -163,9 +180,9 @@ class ScaleSearchConfig(StudyConfig):
         grid = self.check()
         base = self.base if num_classes is None else self.base.replace(num_classes=num_classes)
         small, big = control_pair(base, self.img_size)
-        phi_big = big.facts["multiplier"]
-        out = [_named(small, base, Coefficients(1.0, 1.0, 1.0), 0.0, self.img_size),
-               _named(big, base, Coefficients(ALPHA, BETA, GAMMA), phi_big, self.img_size)]
+        out = [_named(small, base, Coefficients(1.0, 1.0, 1.0), 0.0, self.img_size)]
+        if self.control == "compound":
+            out.append(_named(big, base, Coefficients(ALPHA, BETA, GAMMA), big.facts["multiplier"], self.img_size))
         seen = {_signature(c): c.key for c in out}
         merged: dict[str, list[str]] = {}
         dropped = 0
@@ -182,8 +199,12 @@ class ScaleSearchConfig(StudyConfig):
                 continue
             seen[sig] = cand.key
             out.append(cand)
+        # the controls are the base (its coefficients and realised cost), trained on a quarter of the budget or
+        # with other seeds
+        controls = [dataclasses.replace(c, facts={**out[0].facts, **c.facts})
+                    for c in budget_controls(out[0].desc, self.img_size)] if self.control == "budget" else []
         return ([Candidate(c.key, c.desc, c.img_size, c.role, {**c.facts, "merged": merged.get(c.key, [])})
-                 for c in out], {"dropped_off_target": dropped, "merged": merged})
+                 for c in out] + controls, {"dropped_off_target": dropped, "merged": merged})
 
     def _matched(self, base: Network, c: Coefficients, role: str) -> Candidate | None:
 
@@ -243,13 +264,15 @@ def _cached_plan(key: tuple[str, int | None], solve: Callable[[], Plan]) -> Plan
     try:
         data = json.loads(path.read_text())
         cands = [Candidate(c["key"], Network.from_dict(c["desc"]), int(c["img_size"]), c["role"], c["facts"],
-                           bool(c["pretrained"])) for c in data["candidates"]]
+                           bool(c["pretrained"]), float(c["budget_fraction"]), int(c["seed_offset"]))
+                 for c in data["candidates"]]
         return cands, dict(data["notes"])
     except (OSError, ValueError, KeyError, TypeError, EffnetError):
         pass
     cands, notes = solve()
     data = {"candidates": [{"key": c.key, "desc": c.desc.to_dict(), "img_size": c.img_size, "role": c.role,
-                            "facts": dict(c.facts), "pretrained": c.pretrained} for c in cands], "notes": notes}
+                            "facts": dict(c.facts), "pretrained": c.pretrained, "budget_fraction": c.budget_fraction,
+                            "seed_offset": c.seed_offset} for c in cands], "notes": notes}
     text = json.dumps(data)
     if json.loads(text) == data:  # only plans that come back from JSON exactly are kept
         with contextlib.suppress(OSError):
@@ -357,7 +380,8 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
     out = Path(out_dir)
     n_classes = num_classes or trained_classes(study) or config.base.num_classes
     candidates, notes = config.plan_with_notes(n_classes)
-    analysis = analyse(study, config, candidates)
+    analysis = analyse(study, config, candidates, control=config.control_keys(), negative=config.negative_keys(),
+                       control_kind=config.control)
     points = analysis["rows"]
     decorate(points)
     trials = trial_rows(study)
@@ -381,7 +405,8 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
         "finished": progress["waiting"] == 0 and progress["running"] == 0,
         "base": {"name": config.base.name, "img_size": config.img_size, "params": base_cost.params,
                  "macs": base_cost.macs},
-        "control": analysis.get("control"), "winner": analysis.get("winner"),
+        "control": analysis.get("control"), "negative_control": analysis.get("negative_control"),
+        "winner": analysis.get("winner"),
         "indistinguishable": analysis.get("indistinguishable"), "selection": analysis.get("selection"),
         "best": None, "measured": what, "settings": {k: v for k, v in config.settings().items() if k != "base"},
         "per_candidate": [public_row(p) for p in points], "groups": analysis.get("groups"),
@@ -398,8 +423,8 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
     plots.grid_heatmap([p for p in grid_points if p.get("alpha") is not None], out / "heatmap.png",
                        best=dict(best, acc=best["mean"]) if best and analysis["winner"] else None,
                        title=f"Grid search on {config.data.source}: best accuracy per (beta, gamma)", note=what)
-    series = {"grid": grid_points, "control (base, 4x)": [dict(p, acc=p.get("mean")) for p in points
-                                                          if p["role"] in ("baseline", "control")]}
+    series = {"grid": grid_points, "base and controls": [dict(p, acc=p.get("mean")) for p in points
+                                                         if p["role"] in ("baseline", "control")]}
     plots.accuracy_vs_flops(series, out / "acc_vs_flops.png",
                             highlight=dict(best, acc=best["mean"]) if best and analysis["winner"] else None,
                             title=f"Grid search on {config.data.source}: accuracy vs FLOPs", note=what)
@@ -409,19 +434,13 @@ def write_report(study: PlannedStudy, config: ScaleSearchConfig, out_dir: str | 
 
 def _write_summary_md(out: Path, summary: Mapping[str, Any], points, trials) -> None:
     p = summary["progress"]
-    lines = [f"# Compound-scaling grid search: {summary['study']}", "", f"**{summary['verdict']}**", "",
+    lines = [f"# Compound-scaling grid search: {summary['study']}", "", *control_lines(summary),
+             f"**{summary['verdict']}**", "",
              f"Measured: {summary['measured']}.", "",
              f"Constraint: {summary['constraint']}. Matched cost: {summary['matched_cost']}. "
              f"{summary['candidates']} candidates, {summary['trials']} trials ({p['complete']} complete, "
              f"{p['pruned']} pruned, {p['failed']} failed, {p['running']} running, {p['waiting']} waiting). "
              f"Selection: {summary['selection']}.", ""]
-    c = summary.get("control")
-    if c and c.get("missing"):
-        lines += [f"Positive control: missing ({', '.join(c['missing'])}), so no winner can be named.", ""]
-    elif c:
-        lines += [f"Positive control: base at {c['ratio']:.2f}x multiply-adds minus base = {c['diff']:+.4f} "
-                  f"(95% CI {c['ci_low']:+.4f} to {c['ci_high']:+.4f}): "
-                  f"{'separated' if c['separated'] else 'not separated'}.", ""]
     lines += ["![accuracy per (beta, gamma)](heatmap.png)", "", "![accuracy vs FLOPs](acc_vs_flops.png)", "",
               "## Candidates", "", to_markdown(points, POINT_COLUMNS), "## Every trial", "",
               to_markdown(trials, TRIAL_COLUMNS)]

@@ -35,14 +35,19 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
     check_int("budget factor", factor, 2)
     if config.seeds < 2:
         raise EffnetError("proxy fidelity needs at least 2 seeds (--seeds) for an interval over seeds")
+    # the check ranks candidates and names no winner, so it trains no budget controls: its plan is the
+    # study's candidates (with the compound control when the plan lacks it, as before the choice existed)
+    config = dataclasses.replace(config, control="compound")
     name = opts.study_name or default_study_name(config)
-    long = dataclasses.replace(config, budget=dataclasses.replace(config.budget, epochs=config.budget.epochs * factor))
+    long = dataclasses.replace(config, budget=config.budget.scaled(factor))
     means, per_seed = {}, {}
     for label, cfg in (("proxy", config), ("long", long)):
-        study = run_study(KIND, cfg, opts, f"{name}-{label}-{cfg.budget.epochs}ep", cfg.candidates, trainer=trainer,
+        amount, unit = cfg.budget.amount()
+        study = run_study(KIND, cfg, opts, f"{name}-{label}-{amount}{unit[:2]}", cfg.candidates, trainer=trainer,
                           on_event=on_event)
         analysis = analyse(study, cfg, cfg.candidates(getattr(trainer, "num_classes", None) or trained_classes(study)),
-                           cfg.groups(), control=cfg.control_keys())
+                           cfg.groups(), control=cfg.control_keys(),
+                           negative=cfg.negative_keys(), control_kind=cfg.control)
         rows = [r for r in analysis["rows"] if r["seeds_done"] == cfg.seeds]
         means[label] = {r["key"]: r["run_mean"] for r in rows}
         per_seed[label] = {r["key"]: r["run_acc"] for r in rows}
@@ -63,16 +68,16 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
     # a candidate the proxy left within 5 points of chance was not ranked by it, only tied
     at_chance = [k for k, row in zip(keys, short) if chance is not None and row.mean() <= chance + CHANCE_MARGIN]
     if len(at_chance) > len(keys) / 2:
-        verdict = (f"The {config.budget.epochs}-epoch proxy learned nothing to rank: {len(at_chance)} of {len(keys)} "
+        verdict = (f"The {_amount(config)} proxy learned nothing to rank: {len(at_chance)} of {len(keys)} "
                    f"candidates are within {CHANCE_MARGIN * 100:.0f} points of chance ({chance:.2f}) at the proxy budget, against "
-                   f"{min(longer.mean(1)):.2f} to {max(longer.mean(1)):.2f} at {long.budget.epochs} epochs; Kendall "
+                   f"{min(longer.mean(1)):.2f} to {max(longer.mean(1)):.2f} at {_amount(long)} budget; Kendall "
                    f"tau {tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}). Use a longer proxy.")
     elif lo > 0:
-        verdict = (f"The {config.budget.epochs}-epoch proxy ranks like {long.budget.epochs} epochs: Kendall tau "
+        verdict = (f"The {_amount(config)} proxy ranks like the {_amount(long)} budget: Kendall tau "
                    f"{tau:+.2f} (95% CI {lo:+.2f} to {hi:+.2f}) over {len(keys)} candidates.")
     else:
-        verdict = (f"The {config.budget.epochs}-epoch proxy ranks nothing: Kendall tau {tau:+.2f} against "
-                   f"{long.budget.epochs} epochs, 95% CI {lo:+.2f} to {hi:+.2f} includes 0 ({len(keys)} candidates).")
+        verdict = (f"The {_amount(config)} proxy ranks nothing: Kendall tau {tau:+.2f} against "
+                   f"the {_amount(long)} budget, 95% CI {lo:+.2f} to {hi:+.2f} includes 0 ({len(keys)} candidates).")
     summary = {"verdict": verdict + f" [{config.seeds} paired seeds, {draws} bootstrap draws over seeds]",
                "tau": tau, "tau_ci_low": lo, "tau_ci_high": hi, "separated_from_zero": lo > 0,
                "proxy_epochs": config.budget.epochs, "long_epochs": long.budget.epochs, "seeds": config.seeds,
@@ -81,6 +86,12 @@ def run_proxy_check(config: ScalingStudyConfig, opts: StudyOptions, factor: int 
                                "proxy_runs": per_seed["proxy"][k], "long_runs": per_seed["long"][k]} for k in keys]}
     write_json(Path(opts.out_dir) / "proxy.json", summary)
     proxy_scatter(summary, Path(opts.out_dir) / "proxy.png",
-                  title=f"Proxy fidelity: {config.base.name}, {config.budget.epochs} against {long.budget.epochs} "
-                        f"epoch(s)", note=summary["verdict"])
+                  title=f"Proxy fidelity: {config.base.name}, {_amount(config)} against {_amount(long)}",
+                  note=summary["verdict"])
     return summary
+
+
+def _amount(config) -> str:
+    """The budget as said in a verdict: "2 epochs" or "400 steps"."""
+    n, unit = config.budget.amount()
+    return f"{n}-{unit[:-1]}"

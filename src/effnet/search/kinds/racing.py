@@ -33,8 +33,7 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
     history = []
     analysis: dict[str, Any] = {}
     for r in range(rounds):
-        cfg = dataclasses.replace(config, budget=dataclasses.replace(config.budget, epochs=config.budget.epochs * 2**r),
-                                  seeds=config.seeds * 2**r)
+        cfg = dataclasses.replace(config, budget=config.budget.scaled(2**r), seeds=config.seeds * 2**r)
 
         def round_plan(num_classes, cfg=cfg, alive=alive):
             cands = list(plan(num_classes))
@@ -43,10 +42,11 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
         study = run_study(kind, cfg, opts, f"{name}-race{r}", round_plan, trainer=trainer, on_event=on_event)
         classes = getattr(trainer, "num_classes", None) or trained_classes(study)
         cands = round_plan(classes)
-        analysis = analyse(study, cfg, cands)
+        analysis = analyse(study, cfg, cands, control=cfg.control_keys(), negative=cfg.negative_keys(),
+                           control_kind=cfg.control)
         rows = {row["key"]: row for row in analysis["rows"]}
         for c in cands:
-            received[c.key] = received.get(c.key, 0) + cfg.budget.epochs * rows[c.key]["seeds_done"]
+            received[c.key] = received.get(c.key, 0) + cfg.budget.amount()[0] * rows[c.key]["seeds_done"]
         contenders = [row for row in analysis["rows"] if row["role"] not in ("baseline", "control")]
         if any(row["seeds_done"] < cfg.seeds for row in analysis["rows"]):
             raise EffnetError(f"racing round {r} is not finished (some trials failed or run elsewhere); "
@@ -54,13 +54,15 @@ def run_race(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
         ranked = sorted(contenders, key=lambda row: -row["mean"])
         keep = {row["key"] for row in ranked[:max(1, math.ceil(len(ranked) / eta))]}
         keep |= {row["key"] for row in contenders if row.get("indistinguishable_from_best")}
-        history.append({"round": r, "epochs": cfg.budget.epochs, "seeds": cfg.seeds, "candidates": len(contenders),
+        amount, unit = cfg.budget.amount()
+        history.append({"round": r, unit: amount, "seeds": cfg.seeds, "candidates": len(contenders),
                         "kept": sorted(keep), "verdict": analysis["verdict"]})
         if len(keep) == 1:
             break
         alive = keep
     summary = {"verdict": analysis["verdict"], "decided": analysis["decided"], "winner": analysis.get("winner"),
-               "rounds": history, "training_received": {k: {"epoch_seeds": v} for k, v in received.items()},
-               "control": analysis.get("control"), "per_candidate": analysis["rows"]}
+               "rounds": history, "training_received": {k: {f"{config.budget.amount()[1][:-1]}_seeds": v} for k, v in received.items()},
+               "control": analysis.get("control"), "negative_control": analysis.get("negative_control"),
+               "per_candidate": analysis["rows"]}
     write_json(Path(opts.out_dir) / "race.json", summary)
     return summary

@@ -22,13 +22,14 @@ from typing import Any, Callable
 
 from ...arch import ALPHA, BETA, GAMMA, cost
 from ...arch.matching import METHODS, ScaledNetwork, match_flops
-from ...checks import check_float
+from ...checks import check_choice, check_float
 from ...errors import EffnetError
 from ...fsutil import atomic_write_text
 from .. import plots
 from ..runner import StudyOptions
 from ..storage import redact
-from ..study import CONTROL_RATIO, Candidate, analyse, control_pair, run_record, run_study, trained_classes
+from ..study import (CONTROL_RATIO, CONTROLS, Candidate, analyse, budget_controls, control_lines, control_pair,
+                     run_record, run_study, trained_classes)
 from ..study import StudyConfig as StudyConfigBase
 from ..tables import Column, decorate, fixed, millions, plain, public_row, to_markdown, write_tables
 
@@ -44,9 +45,11 @@ class ScalingStudyConfig(StudyConfigBase):
     alpha: float = ALPHA
     beta: float = BETA
     gamma: float = GAMMA
+    control: str = "budget"  # the positive control (effnet.search.study.CONTROLS)
 
     def check(self) -> None:
         self.check_budget()
+        check_choice("control", self.control, CONTROLS)
         if not self.ratios:
             raise EffnetError("give at least one FLOPs ratio")
         for r in self.ratios:
@@ -83,15 +86,30 @@ class ScalingStudyConfig(StudyConfigBase):
             out.append(Candidate(key, net.desc, net.img_size, "baseline" if net.method == "baseline" else "candidate",
                                  {"method": net.method, "target_ratio": net.target_ratio, "multiplier": net.multiplier,
                                   "achieved_ratio": net.ratio}))
-        if self.control_keys()[1] == "control-4x":
-            base = self.base if num_classes is None else self.base.replace(num_classes=num_classes)
+        base = self.base if num_classes is None else self.base.replace(num_classes=num_classes)
+        if self.control == "budget":
+            out.extend(budget_controls(base, self.img_size))
+        elif self.control_keys()[1] == "control-4x":
             out.append(control_pair(base, self.img_size)[1])
         return out
 
     def control_keys(self) -> tuple[str, str]:
+        """The positive control's (smaller, bigger) pair."""
+        if self.control == "budget":
+            return ("base-quarter", "base")
         has = "compound" in self.methods and CONTROL_RATIO in self.ratios and (self.alpha, self.beta, self.gamma) == (
             ALPHA, BETA, GAMMA)
         return ("base", f"compound-x{CONTROL_RATIO:g}" if has else "control-4x")
+
+    def negative_keys(self) -> tuple[str, str] | None:
+        """The negative control's pair (the base and its twin), where the study has one."""
+        return ("base", "base-twin") if self.control == "budget" else None
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        if self.control == "compound":  # as studies made before the choice stored it
+            out.pop("control")
+        return out
 
     def groups(self) -> dict[str, list[str]]:
         """Methods compared with each other at each FLOPs ratio."""
@@ -148,7 +166,7 @@ def write_report(study, config: ScalingStudyConfig, out_dir: str | Path, *, num_
     out = Path(out_dir)
     n_classes = num_classes or trained_classes(study) or config.base.num_classes
     analysis = analyse(study, config, config.candidates(n_classes), config.groups(), control=config.control_keys(),
-                       chains=config.chains())
+                       chains=config.chains(), negative=config.negative_keys(), control_kind=config.control)
     rows = analysis["rows"]
     decorate(rows)
     for r in rows:
@@ -170,13 +188,14 @@ def write_report(study, config: ScalingStudyConfig, out_dir: str | Path, *, num_
     summary = {"verdict": analysis["verdict"], "decided": analysis["decided"], "study": study.name,
                "storage": redact(study.storage.url), "kind": KIND, "measured": what, "progress": progress,
                "finished": progress["waiting"] == 0 and progress["running"] == 0, "control": analysis.get("control"),
-               "groups": analysis.get("groups"), "selection": analysis.get("selection"),
+               "negative_control": analysis.get("negative_control"), "groups": analysis.get("groups"), "selection": analysis.get("selection"),
                "saturation": analysis.get("saturation"), "rows": [public_row(r) for r in rows],
                "per_candidate": [public_row(r) for r in rows],
                "settings": {k: v for k, v in config.settings().items() if k != "base"},
                "run": run_record(study), "predictions": analysis.get("predictions")}
     atomic_write_text(out / "scaling.json", json.dumps(summary, indent=2, default=float) + "\n")
-    lines = [f"# Scaling study: {study.name}", "", f"**{analysis['verdict']}**", "", f"Measured: {what}.", "",
+    lines = [f"# Scaling study: {study.name}", "", *control_lines(analysis), f"**{analysis['verdict']}**", "",
+             f"Measured: {what}.", "",
              f"Trials: {progress['complete']} complete, {progress['failed']} failed, {progress['running']} running, "
              f"{progress['waiting']} waiting.", "", "![accuracy vs FLOPs](scaling.png)", "",
              to_markdown(rows, ROW_COLUMNS)]

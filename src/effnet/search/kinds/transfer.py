@@ -82,10 +82,11 @@ class TransferTrainer(QuickTrainer):
             sample = splits.val if len(splits.val) else splits.train
             stats = input_statistics(sample, self.mean, self.std)
         b = self.budget
+        length = b.train_options(len(splits.train))  # epochs and step cap (the recipe is the run's own)
         out = quick_train(desc.replace(num_classes=splits.num_classes), splits, img_size=img_size,
-                          epochs=b.epochs, batch_size=b.batch_size, lr=b.lr, seed=seed,
+                          epochs=length["epochs"], batch_size=b.batch_size, lr=b.lr, seed=seed,
                           progress=self.progress_label(desc, seed),
-                          max_steps=b.max_steps, predictions=True, input_stats=stats,
+                          max_steps=length["max_steps"], predictions=True, input_stats=stats,
                           **({"pretrained": "true"} if pretrained else {"padding": self.padding}))
         return {**trial_result(out), "recipe": out["recipe"]}
 
