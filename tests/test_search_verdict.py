@@ -77,3 +77,22 @@ def test_saturation_is_printed_only_after_a_separated_gain_followed_by_a_flat_st
     sat = out["saturation"]["methods"]
     assert sat["width"]["saturates_at"] == "w4" and sat["width"]["text"].startswith("saturates")
     assert sat["depth"]["saturates_at"] is None  # never gained, so it cannot saturate
+
+
+def test_a_negative_control_that_separates_names_nothing_and_one_that_does_not_lets_the_winner_stand():
+    roles = {**ROLES, "twin": "control"}
+    sc = scores({**CLEAR, "twin": 0.50})
+    ok = decide(list(sc), sc, Design(3, draws=600), roles=roles, groups={"": ["a", "b", "c"]},
+                control=("base", "big"), negative=("base", "twin"), control_text="the base against 4x")
+    assert ok["decided"] and ok["negative_control"]["passed"] and ok["groups"][""]["winner"] == "a"
+    assert ok["negative_control"]["text"].startswith("Negative control") and "indistinguishable" in ok["negative_control"]["text"]
+    assert ok["control"]["text"].startswith("Positive control (the base against 4x): big minus base")
+    # a twin that differs from the base by 0.2 on 600 images x 3 seeds: the intervals cannot be trusted
+    sc = scores({**CLEAR, "twin": 0.70})
+    bad = decide(list(sc), sc, Design(3, draws=600), roles=roles, groups={"": ["a", "b", "c"]},
+                 control=("base", "big"), negative=("base", "twin"))
+    assert not bad["decided"] and bad["groups"][""]["winner"] is None and not bad["negative_control"]["passed"]
+    assert bad["verdict"].startswith("Not decided: the negative control is separated")
+    missing = decide(["base", "big", "a", "b", "c"], sc, Design(3, draws=600), roles=roles,
+                     groups={"": ["a", "b", "c"]}, control=("base", "big"), negative=("base", "twin"))
+    assert not missing["decided"] and missing["verdict"].startswith("Not decided: the negative control did not complete")

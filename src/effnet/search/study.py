@@ -393,6 +393,18 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
     return summary
 
 
+def majority_rate(records: Sequence, split: str = "val") -> float | None:
+    """Accuracy of always answering the most frequent class, over the scored ``split`` images of
+    every record (what a network that learned nothing can reach)."""
+    import numpy as np
+
+    targets = [unpack(r.attrs[f"{split}_target"]) for r in records if r.attrs.get(f"{split}_target")]
+    if not targets:
+        return None
+    allt = np.concatenate(targets)
+    return float(np.bincount(allt).max() / allt.size)
+
+
 def control_lines(analysis: Mapping[str, Any]) -> list[str]:
     """The controls, one line each and a blank line, for the top of a study's summary."""
     lines = [c["text"] for c in (analysis.get("control"), analysis.get("negative_control"))

@@ -8,8 +8,10 @@ networks at each rung of a ladder of budgets in optimiser steps (``start``, ``2 
 * the base again with other training seeds (the negative control: it must come out
   indistinguishable from the base).
 
-The ladder stops at the first rung where the positive control is separated and the negative
-control is not (racing: no rung beyond the answer is trained), or at ``max_steps``. The answer is
+The ladder stops at the first rung where the positive control is separated, its quarter-budget
+run has learned (its interval lies above the majority class's rate: otherwise the control compares
+training with none, which any budget separates) and the negative control is not separated
+(racing: no rung beyond the answer is trained), or at ``max_budget_steps``. The answer is
 that budget, with what one study at it would cost on this machine: the base's measured time per
 trial there, scaled by each candidate's multiply-adds, times the seeds. Every rung is its own
 resumable study (``<name>-<steps>steps``), so an interrupted ladder continues where it stopped.
@@ -29,7 +31,7 @@ from ..runner import StudyOptions
 from ..storage import redact
 from .. import plots
 from ..study import (CONTROL_FRACTION, Candidate, StudyConfig, analyse, budget_controls, control_description,
-                     control_lines, run_record, run_study, trained_classes, write_json)
+                     control_lines, majority_rate, run_record, run_study, trained_classes, write_json)
 from .scaling import ScalingStudyConfig
 
 KIND = "budget ladder"
@@ -113,14 +115,18 @@ def run_budget_ladder(config: BudgetLadderConfig, opts: StudyOptions, *, trainer
         base_trials = [r for r in study.records() if r.state == "COMPLETE" and r.params.get("candidate") == "base"]
         trial_s = [float(r.attrs["trial_time_s"]) for r in base_trials if r.attrs.get("trial_time_s") is not None]
         pos, neg = analysis.get("control") or {}, analysis.get("negative_control") or {}
+        chance = majority_rate(base_trials)
+        quarter_low = rows["base-quarter"].get("ci_low")
+        learned = chance is None or (quarter_low is not None and quarter_low > chance)
         rung = {"steps": steps, "images_seen": steps * cfg.budget.batch_size, "study": study.name,
                 "positive": pos, "negative": neg, "base_accuracy": rows["base"]["run_mean"],
                 "quarter_accuracy": rows["base-quarter"]["run_mean"], "twin_accuracy": rows["base-twin"]["run_mean"],
-                "base_trial_s": statistics.median(trial_s) if trial_s else None, "run": run_record(study)}
+                "base_trial_s": statistics.median(trial_s) if trial_s else None, "chance": chance,
+                "quarter_learned": learned, "run": run_record(study)}
         rungs.append(rung)
         if on_rung is not None:
             on_rung(rung)
-        if pos.get("separated") and neg.get("passed"):
+        if pos.get("separated") and neg.get("passed") and learned:
             found = rung
             break
     summary = _summary(config, name, rungs, found, classes, storage)
@@ -150,17 +156,22 @@ def _summary(config: BudgetLadderConfig, name: str, rungs: list[dict], found: di
         minutes = f"about {seconds / 60:.0f} minutes" if seconds else "an unmeasured time"
         verdict = (f"Budget found: at {found['steps']} steps ({found['images_seen']:,} images seen) the positive control "
                    f"separates (full minus quarter budget {found['positive']['diff']:+.4f}, 95% CI "
-                   f"{found['positive']['ci_low']:+.4f} to {found['positive']['ci_high']:+.4f}) and the negative "
-                   f"control does not. A scaling study at this budget ({cost['candidates']} candidates x "
+                   f"{found['positive']['ci_low']:+.4f} to {found['positive']['ci_high']:+.4f}) between two runs that "
+                   f"learned (the quarter's {found['quarter_accuracy']:.4f} against the majority class's "
+                   f"{found['chance']:.4f}), and the negative control does not. A scaling study at this budget ({cost['candidates']} candidates x "
                    f"{config.seeds} seeds, ratios {', '.join(f'{r:g}' for r in config.ratios)}) would take {minutes} "
                    f"of one worker on this machine (the base's median trial time at this budget, scaled by each "
                    f"candidate's multiply-adds).")
     elif last is not None:
         pos = last["positive"]
-        why = ("the negative control came out separated, so the intervals understate the noise"
-               if pos.get("separated") else
-               f"the positive control is not separated (full minus quarter {pos.get('diff', 0):+.4f}, 95% CI "
-               f"{pos.get('ci_low', 0):+.4f} to {pos.get('ci_high', 0):+.4f})")
+        if not pos.get("separated"):
+            why = (f"the positive control is not separated (full minus quarter {pos.get('diff', 0):+.4f}, 95% CI "
+                   f"{pos.get('ci_low', 0):+.4f} to {pos.get('ci_high', 0):+.4f})")
+        elif not last["negative"].get("passed"):
+            why = "the negative control came out separated, so the intervals understate the noise"
+        else:
+            why = (f"the quarter-budget run has not learned (accuracy {last['quarter_accuracy']:.4f}, not separated "
+                   f"from the majority class's {last['chance']:.4f}), so the control compares training with none")
         verdict = (f"No budget found up to {last['steps']} steps, the largest tried: at it {why}. A decision needs a "
                    f"larger budget (--max-budget-steps), more seeds or more validation images.")
     else:

@@ -33,8 +33,8 @@ from .. import plots
 from ..runner import StudyOptions
 from ..stats import independent_splits, paired_difference
 from ..storage import redact
-from ..study import (Candidate, StudyConfig, aligned_scores, analyse, run_record, run_study, trained_classes, unpack,
-                    write_json)
+from ..study import (Candidate, StudyConfig, aligned_scores, analyse, majority_rate, run_record, run_study,
+                     trained_classes, write_json)
 from ..tables import Column, fixed, millions, plain, public_row, to_markdown
 from ..training import QuickTrainer, trial_result
 
@@ -208,17 +208,6 @@ def verdict_line(cmp: dict[str, Any], models: Sequence[str]) -> str:
     return f"{head}: {_signed(cmp['pooled'])} over all models ({detail})"
 
 
-def _majority(records) -> float | None:
-    """Accuracy of always answering the most frequent class, over the scored images of every seed."""
-    import numpy as np
-
-    targets = [unpack(r.attrs[key]) for r in records for key in ("test_target",) if r.attrs.get(key)]
-    if not targets:
-        return None
-    allt = np.concatenate(targets)
-    return float(np.bincount(allt).max() / allt.size)
-
-
 ROW_COLUMNS = [
     Column("label", "model", plain), Column("init", "init", plain), Column("resolution", "px", plain),
     Column("native_resolution", "native px", plain), Column("params", "params (M)", millions),
@@ -263,7 +252,7 @@ def write_report(study, config: TransferStudyConfig, out_dir: str | Path, *, num
             raise EffnetError("the trials kept no per-image test predictions; the data needs a test split")
         cmp = compare_inits(dict(zip(keys, scores)), rows, config.models, config.bootstrap_draws,
                             split_seeds=config.split_seeds)
-        majority = _majority(done[keys[0]])
+        majority = majority_rate(done[keys[0]], "test")
         n_img = sorted({int(s.size) for s in scores[0]})
         scope = f"{config.seeds} paired seed(s) x {'/'.join(map(str, n_img))} test images"
         if config.seeds == 1:
