@@ -245,6 +245,9 @@ def budget_ladder(rungs: Sequence[Mapping], path: str | Path, *, title: str, not
         ax.errorbar(xs, ys, yerr=err, fmt="o-", color=colour, capsize=4, label=label)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xscale("log", base=2)
+    steps = sorted({r["steps"] for r in rungs})
+    ax.set_xticks(steps, [str(s) for s in steps])
+    ax.minorticks_off()
     ax.set_xlabel("training budget (optimiser steps)")
     ax.set_ylabel("difference in validation accuracy (95% CI)")
     base = [(r["steps"], r["base_accuracy"]) for r in rungs if r.get("base_accuracy") is not None]
