@@ -13,7 +13,7 @@ Placeholders:
   ``[key=value,key2=value2]`` (the first item of a list that matches); ``''`` is the empty key. ``FMT`` is a Python format
   spec (``.3f``, ``+.4f``, ``,``) or one of ``pts`` (a fraction as signed points, ``+8.7``), ``pt``
   (unsigned points), ``pct`` (a percentage), ``M`` (millions), ``min`` (seconds as minutes),
-  ``list`` (a list joined by commas), ``yesno``, ``s`` (as text, the default).
+  ``list`` (a list joined by commas), ``yesno``, ``none`` (as text, or "none" where the value is null by design), ``s`` (as text, the default).
 * ``{{table NAME:PATH | Header=field:FMT, Header=ci(prefix):FMT, ...}}`` on a line of its own: a
   Markdown table with a row per item of the list at ``PATH``; ``ci(prefix)`` shows
   ``prefix_ci_low`` to ``prefix_ci_high`` (``ci()`` for ``ci_low``/``ci_high``).
@@ -81,6 +81,8 @@ def lookup(data: Any, path: str, where: str) -> Any:
 
 def fmt(value: Any, spec: str | None, where: str) -> str:
     spec = (spec or "s").strip()
+    if spec == "none":  # a value that may be null by design (a study's winner): "none" then
+        return "none" if value is None else str(value)
     if value is None:
         raise RenderError(f"{where}: the value is missing (null)")
     if spec == "s":

@@ -28,8 +28,10 @@ from .engine import PlannedStudy, TrialSpec
 from .runner import StudyOptions, run_local_workers, timed_training, with_classes
 from .storage import normalise_url, open_storage
 
-if TYPE_CHECKING:  # numpy loads on first use, so that `effnet search scale --list` starts without it
+if TYPE_CHECKING:  # numpy and torch load on first use, so that `effnet search scale --list` starts without them
     import numpy as np
+
+    from .training import Evaluator
 
 CONTROL_RATIO = 4.0
 
@@ -197,7 +199,7 @@ def unpack(text: str) -> np.ndarray:
 class Scorer:
     """Trains one (candidate, seed) trial with the study's trainer; keeps per-image predictions."""
 
-    def __init__(self, trainer) -> None:
+    def __init__(self, trainer: Evaluator) -> None:
         self.trainer = trainer
 
     def __call__(self, spec: TrialSpec, reporter) -> dict[str, Any]:
@@ -234,7 +236,7 @@ def open_study(kind: str, config: StudyConfig, opts: StudyOptions, name: str, ca
 
 
 def run_study(kind: str, config: StudyConfig, opts: StudyOptions, name: str,
-              plan: Callable[[int | None], Sequence[Candidate]], *, trainer=None, on_event=None,
+              plan: Callable[[int | None], Sequence[Candidate]], *, trainer: Evaluator | None = None, on_event=None,
               pruner_factory: Callable[[], Any] | None = None) -> PlannedStudy:
     """Run (or resume, or join) a study of ``plan(num_classes)`` x ``config.seeds``; returns it."""
     opts.check()
@@ -357,10 +359,11 @@ def analyse(study: PlannedStudy, config: StudyConfig, candidates: Sequence[Candi
         return summary
     scores = dict(zip(keys, val if by_image else [[np.array([r.value]) for r in done_by_key[k]] for k in keys]))
     design = Design(config.seeds, config.split_seeds, config.bootstrap_draws)
+    # the compound control's size is its multiply-adds ratio; the budget control's two runs cost the same
+    ratio = rows.get(control[1], {}).get("achieved_ratio") if control_kind == "compound" else None
     out = decide(keys, scores, design, roles={k: rows[k]["role"] for k in keys}, groups=groups,
-                 control=control, control_ratio=rows.get(control[1], {}).get("achieved_ratio"), by_image=by_image,
-                 chains=chains, negative=negative,
-                 control_text=control_description(control_kind, rows.get(control[1], {}).get("achieved_ratio")))
+                 control=control, control_ratio=ratio, by_image=by_image, chains=chains, negative=negative,
+                 control_text=control_description(control_kind, ratio))
     for k in keys:
         rows[k].update(out["per_key"][k])
     test = aligned_scores([done_by_key[k] for k in keys], "test")

@@ -46,7 +46,9 @@ class Evaluator(Protocol):
     def __call__(self, desc: Network, img_size: int, seed: int, reporter: Any = None, **extra: Any
                  ) -> dict[str, Any]:
         """One run: ``val_acc``, ``train_time_s``, ``steps``, and per image ``val_pred``/``val_target``
-        (and ``test_...`` where the data has a test split)."""
+        (and ``test_...`` where the data has a test split). ``extra`` carries what a candidate asks
+        for beyond its network: ``budget_fraction`` and ``seed_offset`` (the controls),
+        ``pretrained`` (the transfer study)."""
 
 
 class NoImages(torch.utils.data.Dataset):
