@@ -228,16 +228,18 @@ N_SMALL_GRID = len(_config().plan(3))  # the candidates of WORKER's study (one s
 def test_killed_worker_loses_no_finished_trial_and_the_rerun_retries_only_the_interrupted_one(tmp_path, sig):
     log = tmp_path / "log.txt"
     proc = _worker(tmp_path, log, sleep=1.0)
-    _wait_for(lambda: len(_lines(log, "start")) == 3)
+    # at least three started (a loaded machine may poll after the third): kill during one that runs
+    _wait_for(lambda: len(_lines(log, "start")) >= 3 and len(_lines(log, "start")) > len(_lines(log, "done")),
+              timeout=180)
     proc.send_signal(sig)
-    proc.wait(timeout=30)
+    proc.wait(timeout=60)
     assert proc.returncode != 0
     finished = _lines(log, "done")
     interrupted = [n for n in _lines(log, "start") if n not in finished]
-    assert len(finished) == 2 and len(interrupted) == 1
+    assert len(finished) >= 2 and len(interrupted) == 1
 
     rerun = _worker(tmp_path, log, sleep=0.0)
-    out, err = rerun.communicate(timeout=120)
+    out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err.decode()[-2000:]
     starts = _lines(log, "start")
     assert all(starts.count(n) == 1 for n in finished)  # no finished point ran again
