@@ -213,7 +213,7 @@ def write_comparison(summary: Mapping[str, Any], out_dir: str | Path,
     atomic_write_text(paths["summary"], json.dumps(data, indent=2) + "\n")
     title = "" if settings is None else (
         f"best reward so far: {settings.base} space at {settings.img_size} px, T = {settings.target_macs / 1e6:g}M "
-        f"MACs, w = {settings.w}\n{settings.data or 'data n/a'}, {settings.budget.epochs} epoch(s) x "
+        f"MACs, w = {settings.w}\n{settings.data or 'data n/a'}, {settings.budget.label()} x "
         f"{settings.seeds} training seed(s)")
     plot_best_so_far(summary, paths["plot"], title=title)
     return paths

@@ -642,7 +642,7 @@ def write_outputs(study: optuna.Study, out_dir: str | Path, settings: ArchSearch
            + to_markdown([_with_intervals(r) for r in summary["candidates"]], TOP_COLUMNS) + "\nEvery trial:\n\n")
     header = (f"Architecture search `{study.study_name}`: strategy {settings.strategy}, base {settings.base}, "
               f"{settings.img_size} px, target T = {settings.target_macs} MACs (multiply-adds), w = {settings.w}, "
-              f"data {settings.data or 'n/a'}, {settings.budget.epochs} epoch(s) per trial ({settings.budget.recipe} recipe); "
+              f"data {settings.data or 'n/a'}, {settings.budget.label()} per trial; "
               f"{n_done} complete trial(s), accuracy the mean of {settings.seeds} seed(s) each.\n\n")
     atomic_write_text(paths["markdown"], summary["verdict"] + "\n\n" + header + top + to_markdown(rows, COLUMNS))
     plot_accuracy_vs_macs(rows, paths["plot"], target_macs=settings.target_macs,

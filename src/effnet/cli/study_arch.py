@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"strategies {', '.join(strategies)}: {args.trials} trials x {args.search_seeds} search seed(s) each, "
           f"{settings.base} at {settings.img_size} px, target {settings.target_macs / 1e6:g}M MACs (multiply-adds), "
-          f"w={settings.w}, {settings.budget.epochs} epoch(s) x {settings.seeds} training seed(s) per candidate; "
+          f"w={settings.w}, {settings.budget.label()} x {settings.seeds} training seed(s) per candidate; "
           f"storage {redact(url)}", flush=True)
 
     def report(strategy: str, search_seed: int, trial) -> None:
