@@ -104,3 +104,26 @@ def test_the_command_prints_the_controls_first_and_refuses_one_seed(tmp_path, mo
 def test_bad_ladders_are_refused(kw, words):
     with pytest.raises(ValueError, match=words):
         _config(**kw).check()
+
+
+def test_a_study_starts_from_the_ladders_answer(tmp_path, monkeypatch):
+    import effnet.train
+    from effnet.cli import main
+
+    monkeypatch.setattr(effnet.train, "quick_train", StepQuickTrain(learns_at=4))
+    common = ["--data", "synthetic", "--limit-per-class", "200", "--img-size", "32", "--quiet"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["study", "budget", *common, "--batch-size", "8", "--start-steps", "4", "--max-budget-steps", "8",
+                     "--ratios", "2", "--out", str(tmp_path / "ladder")]) == 0
+    rec = StepQuickTrain(learns_at=4)
+    monkeypatch.setattr(effnet.train, "quick_train", rec)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["study", "scaling", *common, "--ratios", "2", "--methods", "width", "--seeds", "2",
+                     "--budget-from", str(tmp_path / "ladder" / "budget.json"), "--out", str(tmp_path / "s")]) == 0
+    assert "4 steps of batch 8" in out.getvalue() and set(rec.steps) == {4, 1}  # full budgets and the quarter
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["study", "scaling", *common, "--budget-from", str(tmp_path / "s" / "scaling.json"),
+                     "--out", str(tmp_path / "t")])
+    assert code == 2 and "is not the budget.json of `effnet study budget`" in err.getvalue()

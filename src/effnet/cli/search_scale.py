@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ def add_study_arguments(p: argparse.ArgumentParser, *, out_default: str, data_de
     p.add_argument("--budget-steps", type=int, default=None, metavar="N",
                    help="training budget per trial in optimiser steps instead of epochs (the same training on any "
                         "data size; `effnet study budget` finds one that can resolve differences)")
+    p.add_argument("--budget-from", default=None, metavar="BUDGET.json",
+                   help="take the budget in steps (and its batch size) from `effnet study budget`'s budget.json")
     p.add_argument("--seeds", type=int, default=1, metavar="K",
                    help="paired training seeds per candidate (seed k: same initialisation and data order for every "
                         "candidate); 3 or more where time allows")
@@ -81,9 +84,25 @@ def training_budget(args: argparse.Namespace):
     """The training budget the shared options set."""
     from ..search.budget import Budget
 
-    return Budget(epochs=args.budget_epochs, batch_size=args.batch_size, max_steps=args.max_steps,
+    steps, batch = getattr(args, "budget_steps", None), args.batch_size
+    if getattr(args, "budget_from", None):
+        steps, batch = ladder_answer(args.budget_from)
+    return Budget(epochs=args.budget_epochs, batch_size=batch, max_steps=args.max_steps,
                   recipe=args.recipe, lr=getattr(args, "lr", None), augment=getattr(args, "augment", "none"),
-                  steps=getattr(args, "budget_steps", None))
+                  steps=steps)
+
+
+def ladder_answer(path: str) -> tuple[int, int]:
+    """The budget in steps and the batch size a budget ladder found (its ``budget.json``)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--budget-from: cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("kind") != "budget ladder":
+        raise ValueError(f"--budget-from: {path} is not the budget.json of `effnet study budget`")
+    if data.get("budget_steps") is None:
+        raise ValueError(f"--budget-from: the ladder in {path} found no budget: {data.get('verdict', '')}")
+    return int(data["budget_steps"]), int(data.get("settings", {}).get("batch_size", 32))
 
 
 def add_control(p: argparse.ArgumentParser) -> None:
