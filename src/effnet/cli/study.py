@@ -209,6 +209,9 @@ def run_budget(args: argparse.Namespace) -> int:
     from ..search.kinds.budget import BudgetLadderConfig, default_study_name, run_budget_ladder
     from ..search.storage import normalise_url, redact
 
+    if args.budget_steps is not None or args.budget_from is not None:
+        raise ValueError("--budget-steps and --budget-from do not apply to the ladder, which sets each rung's budget; "
+                         "use --start-steps and --max-budget-steps")
     config = BudgetLadderConfig(base=load_base(args.base), start_steps=args.start_steps,
                                 max_budget_steps=args.max_budget_steps, ratios=_floats(args.ratios, "ratios"),
                                 **budget_arguments(args))
@@ -225,7 +228,9 @@ def run_budget(args: argparse.Namespace) -> int:
         print(f"{r['steps']:>6} steps: base {r['base_accuracy']:.4f}, quarter {r['quarter_accuracy']:.4f}; "
               f"full - quarter {p['diff']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] "
               f"{'separated' if p['separated'] else 'not separated'}; twin - base {n['diff']:+.4f} "
-              f"[{n['ci_low']:+.4f}, {n['ci_high']:+.4f}] {'indistinguishable' if n['passed'] else 'SEPARATED'}",
+              f"[{n['ci_low']:+.4f}, {n['ci_high']:+.4f}] {'indistinguishable' if n['passed'] else 'SEPARATED'}"
+              + ("" if r["chance"] is None else
+                 f"; quarter {'above' if r['quarter_learned'] else 'NOT above'} the majority class's {r['chance']:.4f}"),
               flush=True)
 
     printer = EventPrinter(3 * config.seeds * len(config.rungs()),

@@ -1,8 +1,9 @@
 """Where a run's images come from and how they are split, as one value (torch-free).
 
-Every configuration that loads data (a study, the architecture search, a training run's data
-settings) holds a :class:`DataSpec` instead of restating its fields, and reads it with
-:func:`effnet.data.load_data`. The split rule itself (:func:`split_sizes`) lives here too.
+A study's config and the evaluator that trains its trials (the architecture search's too) hold a
+:class:`DataSpec` instead of restating its fields; a training run's config builds one from its
+keys (``TrainConfig.data_spec``); all read their data with :func:`effnet.data.load_data`. The
+split rule itself (:func:`split_sizes`) lives here too.
 """
 from __future__ import annotations
 

@@ -186,13 +186,11 @@ class Backend(Protocol):
 def compiled_model(model, mode: str | None = None):
     """``torch.compile`` (Inductor) of the BatchNorm-folded, channels_last model with frozen weights
     (constants folded into the graph), one static graph per input shape."""
+    import torch
     import torch._inductor.config as inductor_config
 
     inductor_config.freezing = True
-    fast = model.optimize_for_inference(channels_last=True)
-    import torch
-
-    return torch.compile(fast, mode=mode, dynamic=False)
+    return torch.compile(model.optimize_for_inference(channels_last=True), mode=mode, dynamic=False)
 
 
 @dataclass(frozen=True)

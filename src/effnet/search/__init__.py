@@ -34,6 +34,7 @@ _LAZY = {
     "compare": "stats",
     "StudyOptions": "runner",
     "QuickTrainer": "training",
+    "Budget": "budget",
     "PROXY_RECIPES": "recipes",
     "open_storage": "storage",
 }

@@ -322,8 +322,10 @@ def run_scale_search(
 ) -> dict[str, Any]:
     """Run (or resume, or join) a grid search and write its report; returns the summary.
 
-    ``trainer`` replaces the default training (``QuickTrainer``): a callable
-    ``trainer(desc, img_size, seed, reporter) -> {"val_acc": ..., optional "val_pred"/"val_target"}``.
+    ``trainer`` replaces the default training (``QuickTrainer``): an
+    :class:`~effnet.search.training.Evaluator`, ``trainer(desc, img_size, seed, reporter, **extra) ->
+    {"val_acc": ..., optional "val_pred"/"val_target"}``, where the controls pass ``budget_fraction``
+    (the quarter-budget run) and ``seed_offset`` (the twin) in ``extra``.
     Bad settings, an unreachable storage and a study created with other settings raise one-line
     errors before any trial runs.
     """
