@@ -36,22 +36,64 @@ def test_two_strategies_scored_by_the_same_random_evaluator_cannot_be_told_apart
         assert len(st["best_reward"]) == 3 and st["best_reward_mean"]["ci_low"] <= st["best_reward_mean"]["mean"]
 
 
-def _records(best_rewards):
-    return [{"study": f"s{k}", "finished": 4, "rewards": [r] * 4, "best_so_far": [r] * 4, "best_reward": r,
-             "best_accuracy": r, "best_trial": 0, "best_macs": 1, "best_architecture": ""}
-            for k, r in enumerate(best_rewards)]
+def _records(best_rewards, first=None):
+    """One record per search seed; ``first``: the best reward after the first trial (default: the best)."""
+    first = best_rewards if first is None else first
+    return [{"study": f"s{k}", "finished": 4, "rewards": [f] + [r] * 3, "best_so_far": [f] + [r] * 3,
+             "best_reward": r, "best_accuracy": r, "best_trial": 1, "best_macs": 1, "best_architecture": ""}
+            for k, (r, f) in enumerate(zip(best_rewards, first))]
 
 
-def test_a_planted_advantage_is_found_and_named():
-    random_best = [0.61, 0.66, 0.58, 0.63]
-    rl_best = [r + 0.05 + e for r, e in zip(random_best, (0.004, -0.003, 0.002, -0.001))]
-    summary = summarise({"rl": _records(rl_best), "random": _records(random_best)}, n_trials=4)
+RANDOM_BEST = [0.61, 0.66, 0.58, 0.63]
+# random search gains about 0.04 from its first trial to its fourth, on every search seed
+RANDOM = _records(RANDOM_BEST, [r - 0.04 + e for r, e in zip(RANDOM_BEST, (0.003, -0.002, 0.001, 0.0))])
+TWIN = _records([r + e for r, e in zip(RANDOM_BEST, (0.01, -0.02, 0.015, -0.004))])
+
+
+def test_a_planted_advantage_is_found_and_named_when_both_controls_pass():
+    rl_best = [r + 0.05 + e for r, e in zip(RANDOM_BEST, (0.004, -0.003, 0.002, -0.001))]
+    summary = summarise({"rl": _records(rl_best), "random": RANDOM}, n_trials=4, twin=TWIN)
+    assert summary["control"]["separated"] and summary["control"]["fewer_trials"] == 1
+    assert summary["negative_control"]["passed"]
     assert summary["decided"] and summary["differences"]["rl"]["ci_low"] > 0
     assert summary["verdict"].startswith("Rl finds a higher best reward than random at 4 trials x 4 search seed(s)")
+    assert summary["controls"][0].startswith("Positive control (random with 4 trials against its first 1)")
+    assert "indistinguishable, as it must be" in summary["controls"][1]
     # the same numbers without the planted advantage: not separated
-    summary = summarise({"rl": _records([r + e for r, e in zip(random_best, (0.01, -0.02, 0.015, -0.004))]),
-                         "random": _records(random_best)}, n_trials=4)
+    summary = summarise({"rl": TWIN, "random": RANDOM}, n_trials=4, twin=TWIN)
     assert not summary["decided"] and "cannot be told apart" in summary["verdict"]
+
+
+def test_no_strategy_is_named_unless_both_controls_pass():
+    rl = _records([r + 0.05 for r in RANDOM_BEST])
+    # no negative control run
+    summary = summarise({"rl": rl, "random": RANDOM}, n_trials=4)
+    assert not summary["decided"] and "not compared" in summary["verdict"]
+    assert summary["controls"][1].startswith("Negative control: not run")
+    # a positive control that does not separate: random search gained nothing after its first trial
+    flat = _records(RANDOM_BEST)
+    summary = summarise({"rl": rl, "random": flat}, n_trials=4, twin=TWIN)
+    assert not summary["control"]["separated"] and not summary["decided"]
+    assert "cannot resolve a gain of that size" in summary["controls"][0]
+    # a negative control that separates: the same strategy twice came out different
+    summary = summarise({"rl": rl, "random": RANDOM}, n_trials=4,
+                        twin=_records([r + 0.03 + e for r, e in zip(RANDOM_BEST, (0.001, -0.001, 0.002, 0.0))]))
+    assert not summary["negative_control"]["passed"] and not summary["decided"]
+    assert "SEPARATED" in summary["controls"][1]
+
+
+def test_the_negative_control_runs_the_reference_again_at_other_search_seeds():
+    s = settings()
+    storage = optuna.storages.InMemoryStorage()
+    studies = run_strategy_comparison(s, noise_only(s), strategies=["rl", "random"], search_seeds=2, n_trials=4,
+                                      storage=storage, negative_control=True)
+    assert sorted(studies) == [("random", 0), ("random", 1), ("random", 1000), ("random", 1001), ("rl", 0), ("rl", 1)]
+    assert studies["random", 1000].study_name == "arch-efficientnet_b0-random-search1000"
+    summary = compare_studies(studies, n_trials=4)
+    assert summary["search_seeds"] == 2 and len(summary["twin_runs"]) == 2 and summary["negative_control"]["run"]
+    # other sampler seeds: other architectures
+    codes = lambda st: [t.user_attrs["code"] for t in st.trials[1:]]  # noqa: E731 (trial 0 is the base)
+    assert codes(studies["random", 1000]) != codes(studies["random", 0])
 
 
 def test_runs_whose_best_candidates_sit_at_chance_are_reported_as_learning_nothing():
@@ -139,8 +181,10 @@ def test_command_compares_strategies_and_resumes(tmp_path, capsys, fake_training
     assert _cli(*args) == 0
     printed = capsys.readouterr().out.splitlines()
     trial_lines = [line for line in printed if " search seed " in line and ": trial " in line]
-    assert len(trial_lines) == 2 * 2 * 2
+    assert len(trial_lines) == 2 * 2 * 3  # rl, random and the negative control's random, 2 search seeds each
     summary = json.loads((tmp_path / "s.json").read_text())
+    verdict_at = printed.index(summary["verdict"])
+    assert printed[verdict_at - 2].startswith("Positive control") and printed[verdict_at - 1].startswith("Negative")
     assert summary["trials"] == 2 and summary["search_seeds"] == 2 and summary["finished"]
     assert any(line == summary["verdict"] for line in printed)
     assert (out / "best_so_far.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -175,3 +219,28 @@ def test_command_refuses_a_malformed_number_with_a_usage_line(tmp_path, capsys):
         _cli("--data", "synthetic", "--target-macs", "8M", "--search-seeds", "three", "--out", str(tmp_path))
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err and "--search-seeds: invalid int value" in err
+
+
+def test_command_without_controls_runs_no_second_reference_and_names_nothing(tmp_path, capsys, fake_training):
+    args = ["--data", "synthetic", "--limit-per-class", "6", "--img-size", "32", "--target-macs", "8M",
+            "--strategies", "rl,random", "--search-seeds", "2", "--trials", "2", "--out", str(tmp_path / "cmp"),
+            "--no-controls", "--json", str(tmp_path / "s.json")]
+    assert _cli(*args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len([line for line in printed if " search seed " in line and ": trial " in line]) == 2 * 2 * 2
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert not summary["decided"] and not summary["negative_control"]["run"] and "twin_runs" not in summary
+
+
+def test_command_takes_its_budget_from_the_ladders_answer(tmp_path, capsys, fake_training):
+    ladder = tmp_path / "budget.json"
+    ladder.write_text(json.dumps({"kind": "budget ladder", "budget_steps": 3, "settings": {"batch_size": 8}}))
+    args = ["--data", "synthetic", "--limit-per-class", "6", "--img-size", "32", "--target-macs", "8M",
+            "--search-seeds", "2", "--trials", "2", "--out", str(tmp_path / "cmp"), "--budget-from", str(ladder)]
+    assert _cli(*args) == 0
+    assert "3 steps of batch 8" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "cmp" / "strategies.json").read_text())["settings"]
+    assert saved["budget_steps"] == 3 and saved["batch_size"] == 8
+    ladder.write_text(json.dumps({"kind": "budget ladder", "budget_steps": None, "verdict": "no budget found"}))
+    assert _cli(*args) == 2
+    assert "found no budget" in capsys.readouterr().err

@@ -33,6 +33,8 @@ def add_search_arguments(p: argparse.ArgumentParser, *, out_default: str, out_he
     p.add_argument("--budget-epochs", type=int, default=1, metavar="N", help="training epochs per candidate")
     p.add_argument("--budget-steps", type=int, default=None, metavar="N",
                    help="training budget per candidate in optimiser steps instead of epochs (see `effnet study budget`)")
+    p.add_argument("--budget-from", default=None, metavar="BUDGET.json",
+                   help="take the budget in steps (and its batch size) from `effnet study budget`'s budget.json")
     p.add_argument("--img-size", type=int, default=64, metavar="PX", help="search resolution")
     p.add_argument("--w", type=float, default=-0.07, help="reward exponent on MACs / T (default -0.07)")
     p.add_argument("--storage", default=None, metavar="URL",

@@ -22,6 +22,10 @@ def register(sub) -> None:
                         "each is compared with random when random is listed, else with the first")
     p.add_argument("--search-seeds", type=int, default=3, metavar="S",
                    help="independent searches per strategy, sampler seeds 0..S-1 (default 3)")
+    p.add_argument("--no-controls", action="store_true",
+                   help="skip the negative control (the reference strategy again with search seeds 1000 and up: "
+                        "one more strategy's trials); without it no strategy is named better or worse. The "
+                        "positive control (the reference's best after a quarter of the trials) costs nothing")
     add_search_arguments(p, out_default="runs/arch-strategies",
                          out_help="folder for strategies.json, best_so_far.png and the default study.db")
     p.set_defaults(func=run)
@@ -30,7 +34,8 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..archsearch.compare import check_plan, compare_studies, run_strategy_comparison, write_comparison
+    from ..archsearch.compare import (CONTROL_SHARE, TWIN_SEARCH_OFFSET, check_plan, compare_studies, reference_of,
+                                      run_strategy_comparison, write_comparison)
     from ..search.storage import redact
     from .search_arch import describe_trial, prepare
 
@@ -44,14 +49,21 @@ def run(args: argparse.Namespace) -> int:
           f"{settings.base} at {settings.img_size} px, target {settings.target_macs / 1e6:g}M MACs (multiply-adds), "
           f"w={settings.w}, {settings.budget.label()} x {settings.seeds} training seed(s) per candidate; "
           f"storage {redact(url)}", flush=True)
+    if not args.no_controls:
+        print(f"negative control: {reference_of(strategies)} again with search seeds {TWIN_SEARCH_OFFSET} to "
+              f"{TWIN_SEARCH_OFFSET + args.search_seeds - 1}; positive control: {reference_of(strategies)}'s best after "
+              f"{max(1, args.trials // CONTROL_SHARE)} trials against after {args.trials}", flush=True)
 
     def report(strategy: str, search_seed: int, trial) -> None:
         print(f"{strategy} search seed {search_seed}: {describe_trial(trial)}", flush=True)
 
     studies = run_strategy_comparison(settings, evaluate, strategies=strategies, search_seeds=args.search_seeds,
-                                      n_trials=args.trials, storage=url, on_trial=report)
+                                      n_trials=args.trials, storage=url, negative_control=not args.no_controls,
+                                      on_trial=report)
     summary = compare_studies(studies, n_trials=args.trials, chance=1.0 / settings.num_classes)
     paths = write_comparison(summary, Path(args.out), settings)
+    for line in summary.get("controls", []):
+        print(line)
     print(summary["verdict"])
     for s, st in summary["per_strategy"].items():
         m = st["best_reward_mean"]
