@@ -13,7 +13,7 @@ Placeholders:
   ``[key=value,key2=value2]`` (the first item of a list that matches); ``''`` is the empty key. ``FMT`` is a Python format
   spec (``.3f``, ``+.4f``, ``,``) or one of ``pts`` (a fraction as signed points, ``+8.7``), ``pt``
   (unsigned points), ``pct`` (a percentage), ``M`` (millions), ``min`` (seconds as minutes),
-  ``list`` (a list joined by commas), ``yesno``, ``none`` (as text, or "none" where the value is null by design), ``s`` (as text, the default).
+  ``list`` (a list joined by commas), ``count`` (a list's length), ``yesno``, ``none`` (as text, or "none" where the value is null by design), ``s`` (as text, the default).
 * ``{{table NAME:PATH | Header=field:FMT, Header=ci(prefix):FMT, ...}}`` on a line of its own: a
   Markdown table with a row per item of the list at ``PATH``; ``ci(prefix)`` shows
   ``prefix_ci_low`` to ``prefix_ci_high`` (``ci()`` for ``ci_low``/``ci_high``).
@@ -91,6 +91,8 @@ def fmt(value: Any, spec: str | None, where: str) -> str:
         return "yes" if value else "no"
     if spec == "list":
         return ", ".join(map(str, value))
+    if spec == "count":
+        return str(len(value))
     if spec == "pts":
         return f"{100 * value:+.1f}"
     if spec == "pt":

@@ -467,3 +467,20 @@ def test_plan_cache_can_be_turned_off_and_an_unwritable_one_is_skipped(tmp_path,
         scale_search._PLANS.clear()
         assert len(_config().plan(3)) == N_SMALL_GRID
     assert scale_search.plan_cache_dir() is not None and not (blocker / "plans").exists()
+
+
+def test_the_papers_point_is_re_solved_only_where_phi_1_misses_the_target_cost():
+    from effnet.arch import ALPHA, BETA, GAMMA
+    from effnet.factory import resolve_description
+    from effnet.search.kinds.grid import Coefficients, matched_point
+
+    base = resolve_description("efficientnet_b0").replace(num_classes=10)
+    point = Coefficients(ALPHA, BETA, GAMMA)
+    # at 32 px the point trains at 37 px, whose last feature map is 2x2 instead of 1x1: far off 2x, and
+    # no phi along its direction lands within 10% (the next rounding step down is 1.5x)
+    at32 = matched_point(base, point, phi=1.0, img_size=32)
+    assert at32["nominal_ratio"] > 3 and not at32["on_target"] and at32["phi"] < 1
+    # at 40 px phi = 1 is already within 10%: kept as it is
+    at40 = matched_point(base, point, phi=1.0, img_size=40)
+    assert at40["on_target"] and at40["phi"] == 1.0 and at40["ratio"] == at40["nominal_ratio"]
+    assert at40["img_size"] == round(40 * GAMMA)

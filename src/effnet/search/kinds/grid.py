@@ -207,22 +207,35 @@ class ScaleSearchConfig(StudyConfig):
                  for c in out] + controls, {"dropped_off_target": dropped, "merged": merged})
 
     def _matched(self, base: Network, c: Coefficients, role: str) -> Candidate | None:
-
-        target = TARGET ** self.phi
-        base_macs = cost(base, self.img_size).macs
-        desc, px = scaled_candidate(base, c, self.phi, self.img_size)
-        ratio, phi = cost(desc, px).macs / base_macs, self.phi
-        if abs(ratio / target - 1) > self.cost_tolerance:
-            m = match_flops(base, "compound", target, img_size=self.img_size, coefficients=(c.alpha, c.beta, c.gamma),
-                            iterations=20)
-            desc, px, ratio, phi = m.desc, m.img_size, m.ratio, m.multiplier
-        on_target = abs(ratio / target - 1) <= self.cost_tolerance
-        if not on_target and role == "candidate":
+        m = matched_point(base, c, phi=self.phi, img_size=self.img_size, cost_tolerance=self.cost_tolerance)
+        if not m["on_target"] and role == "candidate":
             return None
-        desc = desc.replace(name=f"{base.name}-a{c.alpha:g}-b{c.beta:g}-g{c.gamma:g}-phi{phi:.4g}")
-        return Candidate(c.key, desc, px, role, {
-            **_realised(base, desc, px, self.img_size), "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
-            "product": c.product, "phi": phi, "target_ratio": target, "achieved_ratio": ratio, "on_target": on_target})
+        desc = m["desc"].replace(name=f"{base.name}-a{c.alpha:g}-b{c.beta:g}-g{c.gamma:g}-phi{m['phi']:.4g}")
+        return Candidate(c.key, desc, m["img_size"], role, {
+            **_realised(base, desc, m["img_size"], self.img_size), "alpha": c.alpha, "beta": c.beta,
+            "gamma": c.gamma, "product": c.product, "phi": m["phi"], "target_ratio": m["target_ratio"],
+            "achieved_ratio": m["ratio"], "on_target": m["on_target"]})
+
+
+def matched_point(base: Network, c: Coefficients, *, phi: float, img_size: int,
+                  cost_tolerance: float = 0.1) -> dict[str, Any]:
+    """The base scaled by ``c`` to ``2**phi`` times its multiply-adds, as the grid search plans it.
+
+    First at ``phi`` itself (``nominal_ratio``: the real multiply-adds over the base's); when that
+    is off the target by more than ``cost_tolerance`` (relative), phi is re-solved along ``c``'s
+    direction to the nearest rounding step. Returns the network (``desc``), the pixels it trains
+    at, the ratio it realises, the phi used and whether it is on target."""
+    target = TARGET ** phi
+    base_macs = cost(base, img_size).macs
+    desc, px = scaled_candidate(base, c, phi, img_size)
+    nominal = ratio = cost(desc, px).macs / base_macs
+    used = phi
+    if abs(ratio / target - 1) > cost_tolerance:
+        m = match_flops(base, "compound", target, img_size=img_size, coefficients=(c.alpha, c.beta, c.gamma),
+                        iterations=20)
+        desc, px, ratio, used = m.desc, m.img_size, m.ratio, m.multiplier
+    return {"desc": desc, "img_size": px, "target_ratio": target, "nominal_ratio": nominal, "ratio": ratio,
+            "phi": used, "on_target": abs(ratio / target - 1) <= cost_tolerance}
 
 
 _PLANS: dict[tuple[str, int | None], tuple[list[Candidate], dict[str, Any]]] = {}
