@@ -183,6 +183,8 @@ def test_command_compares_strategies_and_resumes(tmp_path, capsys, fake_training
     trial_lines = [line for line in printed if " search seed " in line and ": trial " in line]
     assert len(trial_lines) == 2 * 2 * 3  # rl, random and the negative control's random, 2 search seeds each
     summary = json.loads((tmp_path / "s.json").read_text())
+    run = summary["run"]  # what the comparison cost, as every study summary records it
+    assert run["trials"] == 12 and run["cores"] and run["wall_s"] >= 0 and run["first_start"].endswith("Z")
     verdict_at = printed.index(summary["verdict"])
     assert printed[verdict_at - 2].startswith("Positive control") and printed[verdict_at - 1].startswith("Negative")
     assert summary["trials"] == 2 and summary["search_seeds"] == 2 and summary["finished"]

@@ -42,3 +42,24 @@ def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, object]:
+    """This machine as results record it: CPU model, logical cores and the installed torch version."""
+    try:
+        from importlib.metadata import version
+
+        torch_version: str | None = version("torch")
+    except Exception:  # noqa: BLE001  (a version is a label; its absence is not an error)
+        torch_version = None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch_version}
+
+
+def span(starts: list[str], finishes: list[str]) -> dict[str, object]:
+    """The first start, the last finish (ISO 8601 strings) and the wall seconds between them."""
+    from datetime import datetime
+
+    first, last = min(starts), max(finishes)
+    seconds = (datetime.fromisoformat(last.replace("Z", "+00:00"))
+               - datetime.fromisoformat(first.replace("Z", "+00:00"))).total_seconds()
+    return {"first_start": first, "last_finish": last, "wall_s": seconds}

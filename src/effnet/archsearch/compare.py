@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .. import machine
 from ..checks import check_int
 from ..errors import EffnetError
 from ..fsutil import atomic_savefig, atomic_write_text
@@ -262,8 +264,25 @@ def compare_studies(studies: Mapping[tuple[str, int], optuna.Study], *, n_trials
     reference = reference or reference_of(strategies)
     twins = sorted(k for s, k in studies if k >= TWIN_SEARCH_OFFSET and s == reference)
     twin = [run_record(studies[reference, k], n_trials) for k in twins] if twins else None
-    return summarise({s: [run_record(studies[s, k], n_trials) for k in seeds] for s in strategies},
-                     n_trials=n_trials, reference=reference, chance=chance, twin=twin)
+    out = summarise({s: [run_record(studies[s, k], n_trials) for k in seeds] for s in strategies},
+                    n_trials=n_trials, reference=reference, chance=chance, twin=twin)
+    out["run"] = run_summary(studies.values())
+    return out
+
+
+def run_summary(studies: Iterable[optuna.Study]) -> dict[str, Any]:
+    """When and where the studies' complete trials ran (first start to last finish, summed trial
+    time) and on what machine, as every study summary records it."""
+    def utc(moment) -> str:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    done = [t for st in studies for t in st.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.datetime_start and t.datetime_complete]
+    out: dict[str, Any] = {"trials": len(done), **machine.environment()}
+    if done:
+        out.update(machine.span([utc(t.datetime_start) for t in done], [utc(t.datetime_complete) for t in done]),
+                   trial_s=sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done))
+    return out
 
 
 def plot_best_so_far(summary: Mapping[str, Any], path: str | Path, *, title: str = "") -> Path:

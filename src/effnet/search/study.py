@@ -439,24 +439,10 @@ def run_record(study: PlannedStudy) -> dict[str, Any]:
     """When and where the study's complete trials ran: the span from the first start to the last
     finish, the summed trial time, and this machine (CPU, cores, torch). Written beside every
     summary, so a document quoting the study can say what it cost."""
-    import os
-
     done = [r for r in study.records() if r.state == "COMPLETE" and r.started and r.finished]
-    cpu = machine.cpu_model()
-    try:
-        from importlib.metadata import version
-
-        torch_version = version("torch")
-    except Exception:  # noqa: BLE001  (a version is a label; its absence is not an error)
-        torch_version = None
-    out: dict[str, Any] = {"trials": len(done), "cpu": cpu, "cores": os.cpu_count(), "torch": torch_version}
+    out: dict[str, Any] = {"trials": len(done), **machine.environment()}
     if done:
-        from datetime import datetime
-
-        first, last = min(r.started for r in done), max(r.finished for r in done)
-        span = (datetime.fromisoformat(last.replace("Z", "+00:00"))
-                - datetime.fromisoformat(first.replace("Z", "+00:00"))).total_seconds()
-        out.update(first_start=first, last_finish=last, wall_s=span,
+        out.update(machine.span([r.started for r in done], [r.finished for r in done]),
                    trial_s=sum(r.duration_s or 0.0 for r in done))
     return out
 
