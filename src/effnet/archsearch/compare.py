@@ -15,8 +15,9 @@ its half-width. "Cannot be told apart" when the interval contains 0 is a result,
 Two controls, reported before the comparison, that assume nothing about the strategies under test:
 
 * positive: the reference's own best reward after all ``n_trials`` against its best after a quarter
-  of them, paired by search seed. Four times the search is a gain of known direction; a comparison
-  that cannot separate it cannot resolve a strategy whose advantage is that size either.
+  of them (rounded down), paired by search seed. At least four times the search is a gain of known
+  direction; a comparison that cannot separate it cannot resolve a strategy whose advantage is that
+  size either.
 * negative: the reference strategy run again with other sampler seeds (``TWIN_SEARCH_OFFSET`` + k),
   against the reference, paired by index: the same strategy twice must come out indistinguishable.
 
