@@ -121,10 +121,15 @@ def _interval_text(d: Mapping[str, Any]) -> str:
     return f"95% CI {d['ci_low']:+.4f} to {d['ci_high']:+.4f}"
 
 
+def control_trials(n_trials: int) -> int:
+    """The trial the positive control compares the last with: a quarter of them, rounded down (at least 1)."""
+    return max(1, n_trials // CONTROL_SHARE)
+
+
 def positive_control(runs: Sequence[Mapping[str, Any]], n_trials: int) -> dict[str, Any]:
-    """The reference's best reward after ``n_trials`` minus its best after ``n_trials // CONTROL_SHARE``,
+    """The reference's best reward after ``n_trials`` minus its best after :func:`control_trials`,
     paired by search seed: a gain of known direction no strategy under test produces."""
-    few = max(1, n_trials // CONTROL_SHARE)
+    few = control_trials(n_trials)
     out: dict[str, Any] = {"trials": n_trials, "fewer_trials": few}
     if few >= n_trials:
         return {**out, "missing": [f"{n_trials} trial(s) have no quarter to compare with"], "separated": False}

@@ -34,7 +34,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..archsearch.compare import (CONTROL_SHARE, TWIN_SEARCH_OFFSET, check_plan, compare_studies, reference_of,
+    from ..archsearch.compare import (TWIN_SEARCH_OFFSET, check_plan, compare_studies, control_trials, reference_of,
                                       run_strategy_comparison, write_comparison)
     from ..search.storage import redact
     from .search_arch import describe_trial, prepare
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_controls:
         print(f"negative control: {reference_of(strategies)} again with search seeds {TWIN_SEARCH_OFFSET} to "
               f"{TWIN_SEARCH_OFFSET + args.search_seeds - 1}; positive control: {reference_of(strategies)}'s best after "
-              f"{max(1, args.trials // CONTROL_SHARE)} trials against after {args.trials}", flush=True)
+              f"{control_trials(args.trials)} trials against after {args.trials}", flush=True)
 
     def report(strategy: str, search_seed: int, trial) -> None:
         print(f"{strategy} search seed {search_seed}: {describe_trial(trial)}", flush=True)
