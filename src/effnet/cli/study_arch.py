@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_controls:
         print(f"negative control: {reference_of(strategies)} again with search seeds {TWIN_SEARCH_OFFSET} to "
               f"{TWIN_SEARCH_OFFSET + args.search_seeds - 1}; positive control: {reference_of(strategies)}'s best after "
-              f"{control_trials(args.trials)} trials against after {args.trials}", flush=True)
+              f"{control_trials(args.trials)} trial(s) against after {args.trials}", flush=True)
 
     def report(strategy: str, search_seed: int, trial) -> None:
         print(f"{strategy} search seed {search_seed}: {describe_trial(trial)}", flush=True)
