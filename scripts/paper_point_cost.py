@@ -19,12 +19,17 @@ from pathlib import Path
 
 from effnet.arch import ALPHA, BETA, GAMMA
 from effnet.factory import resolve_description
-from effnet.search.kinds.grid import Coefficients, matched_point
+from effnet.fsutil import atomic_savefig, atomic_write_text
+from effnet.search.kinds.grid import TARGET, Coefficients, matched_point
 
 
 def sizes(text: str) -> list[int]:
+    """"LO-HI" (or one size) as the list of sizes; ValueError when it names none."""
     lo, _, hi = text.partition("-")
-    return list(range(int(lo), int(hi or lo) + 1))
+    out = list(range(int(lo), int(hi or lo) + 1))
+    if not out or out[0] < 1:
+        raise ValueError(text)
+    return out
 
 
 def ranges(values: list[int]) -> list[str]:
@@ -47,7 +52,7 @@ def measure(base_name: str, classes: int, pixels: list[int], tolerance: float) -
         rows.append({"base_px": px, "nominal_ratio": m["nominal_ratio"], "ratio": m["ratio"], "phi": m["phi"],
                      "trains_at_px": m["img_size"], "on_target": m["on_target"]})
     on = [r["base_px"] for r in rows if r["on_target"]]
-    return {"base": base_name, "classes": classes, "coefficients": [ALPHA, BETA, GAMMA], "target_ratio": 2.0,
+    return {"base": base_name, "classes": classes, "coefficients": [ALPHA, BETA, GAMMA], "target_ratio": TARGET,
             "cost_tolerance": tolerance, "rows": rows, "on_target_sizes": on,
             "off_target_sizes": [r["base_px"] for r in rows if not r["on_target"]],
             "off_target_ranges": ranges([r["base_px"] for r in rows if not r["on_target"]]),
@@ -66,7 +71,8 @@ def plot(summary: dict, path: Path) -> None:
     ax.plot(x, [r["nominal_ratio"] for r in summary["rows"]], "o-", ms=3, lw=1, label="at phi = 1")
     ax.plot(x, [r["ratio"] for r in summary["rows"]], "s-", ms=3, lw=1, label="after re-solving phi")
     tol = summary["cost_tolerance"]
-    ax.axhspan(2 * (1 - tol), 2 * (1 + tol), color="grey", alpha=0.2, label=f"target 2x +- {tol:.0%}")
+    target = summary["target_ratio"]
+    ax.axhspan(target * (1 - tol), target * (1 + tol), color="grey", alpha=0.2, label=f"target {target:g}x +- {tol:.0%}")
     ax.set_xlabel("base resolution (px)")
     ax.set_ylabel("multiply-adds / base's")
     ax.set_title(f"the paper's (1.2, 1.1, 1.15) at phi = 1 on {summary['base']} ({summary['classes']} classes)",
@@ -74,7 +80,7 @@ def plot(summary: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
 
 
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         p.error(f"--sizes must be LO-HI, got {args.sizes!r}")
     summary = measure(args.base, args.classes, pixels, args.cost_tolerance)
-    Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(Path(args.json), json.dumps(summary, indent=2) + "\n")
     if args.plot:
         plot(summary, Path(args.plot))
     print(f"on target at {len(summary['on_target_sizes'])} of {len(pixels)} sizes; off target at "

@@ -484,3 +484,18 @@ def test_the_papers_point_is_re_solved_only_where_phi_1_misses_the_target_cost()
     at40 = matched_point(base, point, phi=1.0, img_size=40)
     assert at40["on_target"] and at40["phi"] == 1.0 and at40["ratio"] == at40["nominal_ratio"]
     assert at40["img_size"] == round(40 * GAMMA)
+
+
+def test_the_paper_point_cost_script_records_where_the_point_misses_its_target(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "paper_point_cost.py"
+    out = tmp_path / "cost.json"
+    done = subprocess.run([sys.executable, str(script), "--sizes", "31-41", "--json", str(out),
+                           "--plot", str(tmp_path / "cost.png")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(out.read_text())
+    assert [r["base_px"] for r in summary["rows"]] == list(range(31, 42))
+    assert summary["off_target_ranges"] == ["31-32"] and 40 in summary["on_target_sizes"]
+    assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run([sys.executable, str(script), "--sizes", "40-30", "--json", str(out)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--sizes must be LO-HI" in bad.stderr and "Traceback" not in bad.stderr
